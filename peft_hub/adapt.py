@@ -1,0 +1,241 @@
+"""The ``adapt`` flow: recipe -> data -> model + method -> Trainer -> run directory.
+
+A run directory holds::
+
+    adapter/          the method's weights and the task head (safetensors)
+    tokenizer/        the tokenizer
+    labels.json       the label names, in model output order
+    recipe.yaml       the fully resolved recipe
+    metrics.json      dev/test scores, parameter counts, speed, per-epoch history
+    tensorboard/      TensorBoard event files
+    run.json          written last: marks the run complete and records the base model
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__, models, recipes
+from . import options as opts
+from .errors import ModelError, RunDirError
+from .recipes import DataConfig, Resolved
+
+Echo = Callable[[str], None]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def prepare_output_dir(path: Path, overwrite: bool) -> None:
+    if (path / "run.json").exists():
+        if not overwrite:
+            raise RunDirError(
+                f"{path} already holds a finished run. Choose another --output, or pass --overwrite "
+                "(output.overwrite=true) to replace it."
+            )
+        shutil.rmtree(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"Cannot write to the output directory {path}: {exc.strerror or exc}. Choose another --output.") from None
+
+
+def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
+    data = resolved.recipe.data
+    if data.path is None and data.train is None:
+        sample = resolved.task.sample_data()
+        echo(f"No --data given: training on the small sample built into the {resolved.task.name!r} task ({sample}).")
+        return DataConfig(**{**opts.to_dict(data), "path": str(sample)})
+    return data
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def _check_vocab(tokenizer: Any, model: Any, model_path: str) -> None:
+    vocab = getattr(model.config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise ModelError(
+            f"The tokenizer of {model_path} has {len(tokenizer)} tokens but the model's embeddings hold "
+            f"{vocab}: they do not belong together. Use the tokenizer saved with the model."
+        )
+
+
+def _prefixed(metrics: dict, prefix: str) -> dict:
+    """Trainer reports ``eval_f1``; keep the task's own names (``f1``) in metrics.json."""
+    skip = {"runtime", "samples_per_second", "steps_per_second", "num_input_tokens_seen"}
+    out = {}
+    for key, value in metrics.items():
+        name = key[len(prefix):] if key.startswith(prefix) else key
+        if name not in skip:
+            out[name] = value
+    return out
+
+
+@dataclass
+class LoadedRun:
+    resolved: Resolved
+    model: Any
+    tokenizer: Any
+    labels: list[str]
+    directory: Path
+    metrics: dict | None = None
+
+    def predict(self, texts: list[str]) -> list:
+        return self.resolved.task.predict(self.model, self.tokenizer, texts, self.labels, self.resolved.task_options)
+
+
+def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> LoadedRun:
+    """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
+    what metrics.json holds)."""
+    recipe, task, method = resolved.recipe, resolved.task, resolved.method
+    out = Path(recipe.output.dir or time.strftime(f"runs/{task.name}-{method.name}-%Y%m%d-%H%M%S"))
+    echo(f"Output: {out}")
+    prepare_output_dir(out, recipe.output.overwrite)
+    models.quiet_libraries()
+    import transformers
+
+    transformers.set_seed(recipe.training.seed)
+    model_path = models.resolve(recipe.model.name)
+    tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
+
+    from .train import FeatureDataset, build_trainer
+
+    splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
+    limits = {"train": recipe.data.max_train_samples, "validation": recipe.data.max_eval_samples, "test": recipe.data.max_eval_samples}
+    splits = {name: examples[: limits.get(name) or None] for name, examples in splits.items()}
+    labels = task.labels(splits)
+    features = {name: FeatureDataset(task.encode(examples, tokenizer, labels, resolved.task_options)) for name, examples in splits.items()}
+    echo(
+        "Data: " + ", ".join(f"{name} {len(ex)} examples" for name, ex in splits.items())
+        + f"; {len(labels)} labels"
+    )
+
+    model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code)
+    _check_vocab(tokenizer, model, model_path)
+    model = method.apply(model, resolved.method_options, task)
+    trainable, total = count_parameters(model)
+    echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
+
+    dev = features.get("validation")
+    trainer = build_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet)
+    result = trainer.train()
+    model = trainer.model
+    runtime = result.metrics["train_runtime"] - trainer.clock.excluded
+
+    metrics: dict[str, Any] = {}
+    best = [e for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == trainer.state.best_global_step]
+    if best:  # the dev scores of the kept (best) checkpoint: no need to evaluate again
+        metrics["dev"] = _prefixed(best[-1], "eval_")
+    elif dev is not None:
+        metrics["dev"] = _prefixed(trainer.evaluate(eval_dataset=dev, metric_key_prefix="dev"), "dev_")
+    if "test" in features:
+        metrics["test"] = _prefixed(trainer.evaluate(eval_dataset=features["test"], metric_key_prefix="test"), "test_")
+    tokens = trainer.state.num_input_tokens_seen
+    metrics.update(
+        trainable_params=trainable,
+        total_params=total,
+        trainable_percent=round(100 * trainable / total, 4),
+        train_runtime_s=round(runtime, 2),
+        train_steps=result.global_step,
+        best_step=trainer.state.best_global_step,
+        train_tokens=tokens,
+        train_tokens_per_s=round(tokens / runtime, 1) if runtime > 0 else None,
+        train_loss=result.training_loss,
+        history=[e for e in trainer.state.log_history if not any(k.startswith("test_") for k in e)],
+    )
+    save_run(out, resolved, model, tokenizer, labels, model_path, metrics)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    model.eval()
+    return LoadedRun(resolved, model, tokenizer, labels, out, metrics)
+
+
+def save_run(out: Path, resolved: Resolved, model: Any, tokenizer: Any, labels: list[str], model_path: str, metrics: dict) -> None:
+    resolved.method.save(model, out / "adapter")
+    tokenizer.save_pretrained(str(out / "tokenizer"))
+    _write_json(out / "labels.json", labels)
+    (out / "recipe.yaml").write_text(
+        f"# Resolved recipe of this run; rerun with: peft-hub run {out / 'recipe.yaml'} output.overwrite=true\n"
+        + recipes.dump(resolved),
+        encoding="utf-8",
+    )
+    _write_json(out / "metrics.json", metrics)
+    _write_json(
+        out / "run.json",
+        {"complete": True, "kind": "adapt", "task": resolved.task.name, "method": resolved.method.name,
+         "base_model": model_path, "peft_hub_version": __version__},
+    )
+
+
+# -- reloading a run ------------------------------------------------------------------------------
+
+
+def load_run(directory: str | Path, expect_task: str | None = None) -> LoadedRun:
+    """Rebuild the trained model of a finished ``adapt`` run, in eval mode."""
+    directory = Path(directory)
+    info_path = directory / "run.json"
+    if not info_path.exists():
+        what = "is not a directory" if not directory.is_dir() else "holds no finished run (no run.json)"
+        raise RunDirError(f"{directory} {what}. Pass the --output directory of a finished `peft-hub adapt`.")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if expect_task and info.get("task") != expect_task:
+        raise RunDirError(f"{directory} is a {info.get('task')!r} run, not a {expect_task!r} run.")
+    models.quiet_libraries()
+    data = yaml.safe_load((directory / "recipe.yaml").read_text(encoding="utf-8"))
+    resolved = recipes.validate(data, str(directory / "recipe.yaml"))
+    labels = json.loads((directory / "labels.json").read_text(encoding="utf-8"))
+    base = info["base_model"]
+    if not os.path.exists(base):  # the run moved machines: resolve the recipe's model name again
+        base = models.resolve(resolved.recipe.model.name)
+    tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
+    model = resolved.task.build_model(base, labels, trust_remote_code=resolved.recipe.model.trust_remote_code)
+    model = resolved.method.load(model, directory / "adapter", resolved.method_options, resolved.task)
+    model.eval()
+    return LoadedRun(resolved, model, tokenizer, labels, directory)
+
+
+def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False) -> dict:
+    """Scores of a finished run on every split of ``data``."""
+    loaded = load_run(run_dir)
+    task = loaded.resolved.task
+    splits = task.read_data(data, loaded.resolved.task_options)
+    if data.max_eval_samples:
+        splits = {name: ex[: data.max_eval_samples] for name, ex in splits.items()}
+    from .train import FeatureDataset, build_trainer
+
+    results = {}
+    for name, examples in splits.items():
+        unknown = task.labels({"train": examples})
+        missing = sorted(set(unknown) - set(loaded.labels))
+        if missing:
+            raise RunDirError(
+                f"The {name} data has labels the run never saw in training: {', '.join(missing)}. "
+                f"The run knows: {', '.join(loaded.labels)}."
+            )
+        features = FeatureDataset(task.encode(examples, loaded.tokenizer, loaded.labels, loaded.resolved.task_options))
+        trainer = build_trainer(loaded.resolved, loaded.model, loaded.tokenizer, features, None, loaded.labels,
+                                Path(run_dir) / "evaluate", quiet=quiet)
+        scores = trainer.evaluate(eval_dataset=features, metric_key_prefix=name)
+        results[name] = _prefixed(scores, name + "_")
+    shutil.rmtree(Path(run_dir) / "evaluate", ignore_errors=True)
+    return results
+
+

@@ -1,0 +1,358 @@
+"""The ``peft-hub`` command line: a thin click layer over the library.
+
+Library code raises :class:`peft_hub.PeftHubError`; only this module turns those into messages
+and exit codes (1 for a problem with the input, 2 for a usage mistake, 130 for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__, registry
+from .errors import PeftHubError
+
+EXAMPLES = """
+\b
+Examples:
+  peft-hub adapt --method lora --task ner                 # built-in sample, offline MiniLM
+  peft-hub adapt --method lora --task ner --data ../shared/data/conll2003 --output runs/x
+  peft-hub predict runs/x "EU rejects German call to boycott British lamb ."
+  peft-hub run ner/minilm_lora training.epochs=1           # a recipe + key=value overrides
+  peft-hub plugins                                         # what is installed, as JSON
+"""
+
+
+class Cli(click.Group):
+    """Turns library errors into one clear message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PeftHubError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+def _setup_logging(quiet: bool) -> None:
+    logger = logging.getLogger("peft_hub")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _echo(quiet: bool):
+    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+
+
+@click.group(cls=Cli, epilog=EXAMPLES)
+@click.version_option(__version__, prog_name="peft-hub")
+def cli():
+    """Parameter-efficient fine-tuning of encoder language models.
+
+    Adapt a pretrained encoder to a task with LoRA and other methods; methods, tasks, model
+    aliases and recipes are plugins (see `peft-hub plugins`).
+    """
+    registry.load_plugins()
+    registry.warn_failed(lambda message: click.echo(message, err=True))
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+    from . import adapt, recipes
+
+    _setup_logging(quiet)
+    data, source = recipes.compose(recipe, flags, list(overrides))
+    resolved = recipes.validate(data, source)
+    trained = adapt.run(resolved, quiet=quiet, echo=_echo(quiet))
+    out, metrics = trained.directory, trained.metrics
+    if as_json:
+        click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
+    else:
+        click.echo(_summary(out, metrics))
+
+
+def _summary(out: Path, metrics: dict) -> str:
+    lines = [f"\nRun saved to {out}", ""]
+    keys = [k for k in ("precision", "recall", "f1", "accuracy") if any(k in metrics.get(s, {}) for s in ("dev", "test"))]
+    lines.append(f"{'split':<6}" + "".join(f"{k:>11}" for k in keys))
+    for split in ("dev", "test"):
+        if split in metrics:
+            lines.append(f"{split:<6}" + "".join(f"{metrics[split].get(k, float('nan')):>11.4f}" for k in keys))
+    per_type = {k[3:]: v for k, v in metrics.get("test", metrics.get("dev", {})).items() if k.startswith("f1_")}
+    if per_type:
+        lines.append("F1 per type (" + ("test" if "test" in metrics else "dev") + "): " + ", ".join(f"{t} {v:.3f}" for t, v in per_type.items()))
+    lines.append(
+        f"trainable {metrics['trainable_params']:,} of {metrics['total_params']:,} parameters ({metrics['trainable_percent']:.2f}%); "
+        f"{metrics['train_steps']} steps in {metrics['train_runtime_s']:.1f} s, {metrics['train_tokens_per_s'] or 0:,.0f} tokens/s"
+    )
+    lines.append(f'Next: peft-hub predict {out} "some text"   |   peft-hub evaluate {out} --data DIR')
+    return "\n".join(lines)
+
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="Only print the final summary (no progress bars).")
+json_option = click.option("json_", "--json", is_flag=True, help="Print JSON instead of a table.")
+overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub adapt --method lora --task ner
+  peft-hub adapt --method lora --task ner --data ../shared/data/conll2003 \\
+      --max-train-samples 2000 --epochs 1 --output runs/x
+  peft-hub adapt --task classify --method lora --data ../shared/data/sst2 method.options.r=8
+  peft-hub adapt --recipe ner/minilm_lora --epochs 1 training.batch_size=32
+""")
+@click.option("--method", "-m", help="Adapter method (see `peft-hub methods list`).")
+@click.option("--task", "-t", help="Task head (see `peft-hub tasks list`).")
+@click.option("--model", help="Base model: alias, local directory or hub id  [default: minilm]")
+@click.option("--data", "-d", help="Data directory, file, saved dataset or hub id  [default: the task's built-in sample]")
+@click.option("--output", "-o", help="Run directory  [default: runs/<task>-<method>-<time>]")
+@click.option("--epochs", type=float, help="Passes over the training data.")
+@click.option("--batch-size", type=int, help="Training examples per step.")
+@click.option("--lr", type=float, help="Peak learning rate  [default: the method's]")
+@click.option("--max-train-samples", type=int, help="Use only the first N training examples.")
+@click.option("--max-eval-samples", type=int, help="Use only the first N dev/test examples.")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
+@quiet_option
+@json_option
+@overrides_argument
+def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_samples, max_eval_samples,
+          seed, recipe, overwrite, quiet, json_, overrides):
+    """Adapt a base model to a task with a parameter-efficient method.
+
+    Sugar for a recipe: every flag sets one recipe key, and KEY=VALUE sets any other
+    (e.g. method.options.r=8 training.weight_decay=0). With no --data, trains on a small
+    built-in sample so you can see the whole flow in a minute.
+    """
+    flags = {
+        "method.name": method, "task.name": task, "model.name": model, "data.path": data,
+        "output.dir": output, "training.epochs": epochs, "training.batch_size": batch_size,
+        "training.learning_rate": lr, "data.max_train_samples": max_train_samples,
+        "data.max_eval_samples": max_eval_samples, "training.seed": seed, "output.overwrite": overwrite,
+    }
+    if recipe is None and not (method and task):
+        raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
+    _run_recipe(recipe, flags, overrides, quiet, json_)
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub run ner/minilm_lora
+  peft-hub run recipes/ner/minilm_lora.yaml training.epochs=1 method.options.r=8 ~data.test
+""")
+@click.argument("recipe")
+@overrides_argument
+@quiet_option
+@json_option
+def run(recipe, overrides, quiet, json_):
+    """Run a recipe (a YAML file or a registered name), refined by KEY=VALUE overrides."""
+    _run_recipe(recipe, {}, overrides, quiet, json_)
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub validate ner/minilm_lora
+  peft-hub validate my.yaml method.options.r=8 --show
+""")
+@click.argument("recipe")
+@overrides_argument
+@click.option("--show", is_flag=True, help="Print the resolved recipe with every default.")
+def validate(recipe, overrides, show):
+    """Check a recipe and its overrides; loads no model or data. Reports every error at once."""
+    from . import recipes
+
+    data, source = recipes.compose(recipe, {}, list(overrides))
+    resolved = recipes.validate(data, source)
+    if show:
+        click.echo(recipes.dump(resolved), nl=False)
+    else:
+        click.echo(f"{source}: valid ({resolved.task.name} with {resolved.method.name} on {resolved.recipe.model.name}).")
+
+
+# -- using a finished run ---------------------------------------------------------------------------
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub evaluate runs/x --data ../shared/data/conll2003
+  peft-hub evaluate runs/x --data my_test.txt --json
+""")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", "-d", required=True, help="Data directory (every split found is scored) or a file.")
+@click.option("--format", "fmt", default="auto", show_default=True, help="Data format, as data.format in a recipe.")
+@click.option("--max-eval-samples", type=int, help="Score only the first N examples of each split.")
+@quiet_option
+@json_option
+def evaluate(run_dir, data, fmt, max_eval_samples, quiet, json_):
+    """Score a finished run on labelled data with the task's metric."""
+    import os
+
+    from . import adapt
+    from .recipes import DataConfig
+
+    _setup_logging(quiet)
+    path = Path(data)
+    config = DataConfig(path=data, format=fmt, max_eval_samples=max_eval_samples)
+    if path.is_file():  # a single file is scored as is, whatever its name
+        config = DataConfig(train=data, format=fmt, max_eval_samples=max_eval_samples)
+    elif not path.exists() and os.sep in data:
+        raise click.BadParameter(f"{data!r} does not exist.", param_hint="--data")
+    results = adapt.evaluate(run_dir, config, quiet=quiet)
+    if json_:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for split, scores in results.items():
+        click.echo(f"{split}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float)))
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub predict runs/x "EU rejects German call to boycott British lamb ."
+  peft-hub predict runs/x --input sentences.txt --json
+""")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("texts", nargs=-1)
+@click.option("--input", "-i", "input_", type=click.File("r", encoding="utf-8"), help="Read one text per line ('-' for stdin).")
+@json_option
+def predict(run_dir, texts, input_, json_):
+    """Predict with a finished run (NER: entities with type and character span)."""
+    from . import adapt
+
+    texts = list(texts) + ([line.rstrip("\n") for line in input_ if line.strip()] if input_ else [])
+    if not texts:
+        raise click.UsageError("Give texts as arguments or --input FILE.")
+    loaded = adapt.load_run(run_dir)
+    predictions = loaded.predict(texts)
+    if json_:
+        click.echo(json.dumps(predictions, indent=2, ensure_ascii=False))
+        return
+    for text, prediction in zip(texts, predictions):
+        click.echo(loaded.resolved.task.format_prediction(text, prediction))
+
+
+# -- what is installed ------------------------------------------------------------------------------
+
+
+@cli.command()
+def plugins():
+    """List installed plugins as JSON: distribution, version, hooks and what each registered."""
+    click.echo(json.dumps(registry.plugins_report(), indent=2))
+
+
+def _describe(table: dict, as_json: bool) -> None:
+    from . import options
+
+    rows = []
+    for name, entry in sorted(table.items()):
+        obj = entry.obj
+        row = {"name": name, "description": obj.description, "plugin": entry.plugin,
+               "distribution": entry.distribution, "options": options.describe(obj.Options)}
+        if getattr(obj, "default_learning_rate", None):
+            row["default_learning_rate"] = obj.default_learning_rate
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}]")
+        for o in row["options"]:
+            click.echo(f"    {o['name']} ({o['type']}, default {o['default']!r}): {o['help']}")
+
+
+@cli.group()
+def methods():
+    """Adapter methods."""
+
+
+@methods.command(name="list")
+@json_option
+def methods_list(json_):
+    """List adapter methods with their options."""
+    _describe(registry.methods(), json_)
+
+
+@cli.group()
+def tasks():
+    """Task heads."""
+
+
+@tasks.command(name="list")
+@json_option
+def tasks_list(json_):
+    """List tasks with their options."""
+    _describe(registry.tasks(), json_)
+
+
+@cli.group()
+def models():
+    """Base-model aliases."""
+
+
+@models.command(name="list")
+def models_list():
+    """List model aliases usable as --model."""
+    for name, entry in sorted(registry.models().items()):
+        click.echo(f"{name}: {entry.extra['description']}  [{entry.distribution or entry.plugin}]")
+
+
+@cli.group()
+def recipes():
+    """Recipes shipped by plugins."""
+
+
+@recipes.command(name="list")
+def recipes_list():
+    """List registered recipes."""
+    for name, entry in sorted(registry.recipes().items()):
+        click.echo(f"{name}  {entry.obj}")
+
+
+@recipes.command(name="show")
+@click.argument("name")
+def recipes_show(name):
+    """Print a recipe file."""
+    click.echo(registry.get_recipe(name).read_text(encoding="utf-8"), nl=False)
+
+
+@recipes.command(name="cp")
+@click.argument("name")
+@click.argument("dest", type=click.Path(dir_okay=True))
+def recipes_cp(name, dest):
+    """Copy a recipe to DEST to edit it. Its relative data paths point at the original place,
+    so fix them if DEST lies elsewhere."""
+    source = registry.get_recipe(name)
+    target = Path(dest)
+    if target.is_dir():
+        target = target / source.name
+    if target.exists():
+        raise click.ClickException(f"{target} exists; remove it or choose another destination.")
+    shutil.copyfile(source, target)
+    click.echo(f"Copied {name} to {target}. Run it with: peft-hub run {target}")
+
+
+registry.load_plugins()
+registry.pm.hook.register_commands(cli=cli)
+
+
+def main() -> None:
+    cli(prog_name="peft-hub")

@@ -1,0 +1,179 @@
+"""Readers for real data formats, shared by the task plugins.
+
+They return plain Python structures with the line each example came from, so that a task can
+point a user at the exact place of a problem. Format *meaning* (which column is the label, what
+tag scheme is used) belongs to the tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+SPLIT_NAMES = {
+    "train": ("train", "training"),
+    "validation": ("dev", "devel", "valid", "validation", "val"),
+    "test": ("test", "testing"),
+}
+_IGNORED = {"readme", "source", "license", "licence"}
+
+
+def find_split_files(directory: str | Path) -> dict[str, Path]:
+    """Split files in ``directory`` by name: ``train*``, ``dev*``/``valid*``, ``test*``.
+
+    A name matches when one of its ``._-`` separated parts is a split word (``train.txt``,
+    ``stsa.binary.dev``, ``devel.tsv``).
+    """
+    directory = Path(directory)
+    found: dict[str, list[Path]] = {split: [] for split in SPLIT_NAMES}
+    for path in sorted(directory.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        parts = {p.lower() for p in re.split(r"[._\-\s]+", path.name) if p}
+        if parts & _IGNORED or path.suffix.lower() == ".md":
+            continue
+        for split, words in SPLIT_NAMES.items():
+            if parts & set(words):
+                found[split].append(path)
+    result = {}
+    for split, paths in found.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            raise DataError(
+                f"{directory}: several files look like the {split} split ({names}). "
+                f"Name the one to use with data.{split}=FILE (or --data FILE)."
+            )
+        if paths:
+            result[split] = paths[0]
+    if "train" not in result:
+        files = ", ".join(p.name for p in sorted(directory.iterdir()) if p.is_file()) or "no files"
+        raise DataError(
+            f"{directory}: no training file found (looked for a name containing 'train'; found {files}). "
+            "Rename it, or pass it with data.train=FILE."
+        )
+    return result
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Lines of a UTF-8 text file (a BOM is ignored); bad bytes are reported with their line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found.") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a file.") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}.") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}). "
+            f"Convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.txt`."
+        ) from None
+    return text.splitlines()
+
+
+@dataclass
+class TaggedSentence:
+    tokens: list[str]
+    tags: list[str]
+    line: int  # 1-based line of the first token
+
+
+def read_columns(path: str | Path) -> list[TaggedSentence]:
+    """CoNLL-style column files: one token per line, the token first and its tag last, a blank
+    line between sentences, ``-DOCSTART-`` lines skipped. Columns are split on tabs when the
+    line has one (TSV), else on whitespace. Every line must have the same number of columns."""
+    path = Path(path)
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    width = None
+    width_line = 0
+
+    def flush() -> None:
+        if tokens:
+            sentences.append(TaggedSentence(list(tokens), list(tags), start))
+            tokens.clear()
+            tags.clear()
+
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            flush()
+            continue
+        if line.startswith("-DOCSTART-"):
+            flush()
+            continue
+        columns = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
+        columns = [c.strip() for c in columns]
+        if len(columns) < 2:
+            raise DataError(
+                f"{path}, line {number}: expected at least 2 columns (token ... tag), got {line!r}. "
+                "Column files put one token per line with its tag in the last column."
+            )
+        if width is None:
+            width, width_line = len(columns), number
+        elif len(columns) != width:
+            raise DataError(
+                f"{path}, line {number}: {len(columns)} columns, but line {width_line} has {width}. "
+                "Every token line needs the same columns; check for a stray space or tab in a token."
+            )
+        if not tokens:
+            start = number
+        tokens.append(columns[0])
+        tags.append(columns[-1])
+    flush()
+    return sentences
+
+
+def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for each non-empty line of a JSON Lines file."""
+    rows = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}, line {number}: invalid JSON ({exc.msg}, column {exc.colno}).") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, line {number}: expected a JSON object per line, got {type(obj).__name__}.")
+        rows.append((number, obj))
+    return rows
+
+
+def is_saved_dataset(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and any((path / name).exists() for name in ("dataset_dict.json", "dataset_info.json", "state.json"))
+
+
+def load_dataset_splits(spec: str) -> dict[str, Any]:
+    """A saved ``datasets`` directory or a hub id -> ``{split: datasets.Dataset}``."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        if os.path.isdir(spec):
+            loaded = datasets.load_from_disk(spec)
+        else:
+            loaded = datasets.load_dataset(spec)
+    except Exception as exc:  # datasets raises many kinds; all mean "cannot get this data"
+        offline = " HF_HUB_OFFLINE=1 is set, so hub ids only work from the local cache." if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise DataError(
+            f"Cannot load dataset {spec!r}: {type(exc).__name__}: {exc}.{offline} Pass a local directory "
+            "of split files, a file, or a directory written by `Dataset.save_to_disk`."
+        ) from None
+    if isinstance(loaded, datasets.Dataset):
+        return {"train": loaded}
+    aliases = {name: split for split, names in SPLIT_NAMES.items() for name in names}
+    return {aliases.get(name, name): ds for name, ds in loaded.items()}

@@ -1,0 +1,83 @@
+"""Base model and tokenizer loading: a registered alias, a local directory or a hub id.
+
+Weights load only as safetensors and ``trust_remote_code`` stays off unless the recipe turns it on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .errors import ModelError
+
+
+def quiet_libraries() -> None:
+    """Silence the chatter of transformers/bitsandbytes that users cannot act on."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # per-tensor "Loading weights" bars
+
+
+def resolve(name: str) -> str:
+    """A registered alias -> its directory; an existing directory -> itself; else a hub id."""
+    aliases = registry.models()
+    if name in aliases:
+        return str(aliases[name].obj())
+    expanded = os.path.expanduser(name)
+    if os.path.exists(expanded):
+        if not os.path.isdir(expanded):
+            raise ModelError(f"Model {name!r} is a file; pass the directory that holds config.json and the weights.")
+        if not os.path.exists(os.path.join(expanded, "config.json")):
+            raise ModelError(
+                f"{name!r} is not a model directory: it has no config.json. Pass a directory written by "
+                "`save_pretrained` (or a `peft-hub pretrain` output), a hub id, or an alias: "
+                + ", ".join(sorted(aliases))
+            )
+        return str(Path(expanded).resolve())
+    if name.startswith((".", "/", "~")):
+        raise ModelError(f"Model directory {name!r} does not exist. Known aliases: {', '.join(sorted(aliases))}.")
+    return name  # a hub id
+
+
+def _translate(name: str, what: str, exc: Exception) -> ModelError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    hint = (
+        " HF_HUB_OFFLINE=1 is set: hub ids only work if the model is already in the local cache."
+        if offline
+        else " If it is a hub id, check the spelling and the network; otherwise pass a local directory."
+    )
+    return ModelError(f"Cannot load the {what} of {name!r}: {type(exc).__name__}: {exc}.{hint}")
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _translate(path, "tokenizer", exc) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError(
+            f"The tokenizer of {path!r} has no fast (Rust) version; peft-hub needs one to align labels "
+            "to words. Convert it with `tokenizers` or use a model that ships tokenizer.json."
+        )
+    return tokenizer
+
+
+def load_pretrained(loader: Callable[..., Any], path: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(path, **kwargs)`` with safetensors only and readable errors."""
+    kwargs.setdefault("use_safetensors", True)
+    kwargs.setdefault("trust_remote_code", False)
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _translate(path, "weights", exc) from None

@@ -1,0 +1,177 @@
+"""Strict, typed option models built on dataclasses.
+
+Methods, tasks and the recipe schema declare their options as dataclasses whose fields are made
+with :func:`option`. :func:`parse` turns a plain dict (from YAML, a method string or ``key=value``
+overrides) into an instance, rejecting unknown keys and wrong types, and collecting every error
+instead of stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+T = TypeVar("T")
+_MISSING = dataclasses.MISSING
+
+
+def option(default: Any = _MISSING, help: str = "") -> Any:
+    """A documented dataclass field. Mutable defaults (lists, dicts) are copied per instance;
+    a class as default (a nested option model) is instantiated per instance."""
+    metadata = {"help": help}
+    if isinstance(default, type):
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class Options:
+    """Base class of every option model. Subclasses must be ``@dataclass``es."""
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        (inner,) = get_args(tp) or (Any,)
+        return f"list[{_type_name(inner)}]"
+    if origin is dict:
+        return "mapping"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
+    """Return ``value`` checked against ``tp``; append a message to ``errors`` when it does not fit."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            errors.append(f"{where}: expected a mapping, got {value!r}")
+            return None
+        return _parse_into(tp, value, where, errors)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(tp):
+            trial: list[str] = []
+            out = _coerce(value, arg, where, trial)
+            if not trial:
+                return out
+        errors.append(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return None
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        errors.append(f"{where}: {value!r} is not one of {_type_name(tp)}{hint}")
+        return None
+    if origin is list:
+        (inner,) = get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            errors.append(f"{where}: expected a list, got {value!r}")
+            return None
+        return [_coerce(v, inner, f"{where}[{i}]", errors) for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            errors.append(f"{where}: expected a mapping, got {value!r}")
+            return None
+        return dict(value)
+    if tp is type(None):
+        if value is not None:
+            errors.append(f"{where}: expected null, got {value!r}")
+        return None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        errors.append(f"{where}: expected true or false, got {value!r}")
+        return None
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        errors.append(f"{where}: expected an integer, got {value!r}")
+        return None
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        errors.append(f"{where}: expected a number, got {value!r}")
+        return None
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        errors.append(f"{where}: expected a string, got {value!r}")
+        return None
+    raise TypeError(f"unsupported option type {tp!r} at {where}")  # a bug in an option model
+
+
+def _parse_into(cls: type[T], data: dict, where: str, errors: list[str]) -> T | None:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            valid = ", ".join(fields) or "(none)"
+            errors.append(f"{path}: unknown key{hint} Valid keys: {valid}.")
+            continue
+        kwargs[key] = _coerce(value, hints[key], path, errors)
+    for name, f in fields.items():
+        if name not in kwargs and f.default is _MISSING and f.default_factory is _MISSING:
+            errors.append(f"{where + '.' if where else ''}{name}: required, but missing")
+    if errors:
+        return None
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        errors.extend(f"{where}.{msg}" if where else msg for msg in check())
+    return obj
+
+
+def parse(cls: type[T], data: dict | None, where: str = "") -> tuple[T | None, list[str]]:
+    """Parse ``data`` into ``cls``; returns ``(instance or None, errors)``."""
+    errors: list[str] = []
+    obj = _parse_into(cls, data or {}, where, errors)
+    return (None if errors else obj), errors
+
+
+def to_dict(obj: Any) -> Any:
+    """A plain (YAML/JSON-able) view of an options instance."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def describe(cls: type) -> list[dict]:
+    """Name, type, default and help of every option, for ``methods list`` / ``tasks list``."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.default is not _MISSING:
+            default = f.default
+        elif f.default_factory is not _MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        rows.append(
+            {"name": f.name, "type": _type_name(hints[f.name]), "default": default,
+             "help": f.metadata.get("help", "")}
+        )
+    return rows

@@ -1,0 +1,284 @@
+"""Recipes: the strict schema of a run, YAML loading, ``key=value`` / ``~key`` overrides and
+validation that reports every error at once, without loading any model or data.
+
+Input paths inside a recipe file (``data.*``, a ``model.name`` that is a relative directory)
+resolve relative to the file; ``output.dir`` and everything given on the command line resolve
+relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from . import options as opts
+from . import registry
+from .errors import PeftHubError, RecipeError
+from .options import Options, option
+
+
+@dataclass
+class ModelConfig(Options):
+    name: str = option("minilm", "Base model: a registered alias (see `peft-hub models`), a local directory or a hub id.")
+    trust_remote_code: bool = option(False, "Run code shipped with a hub model. Only for models you trust.")
+
+
+@dataclass
+class ComponentConfig(Options):
+    name: str = option(help="Registered name.")
+    options: dict = option({}, "Options of the component (see `peft-hub methods list` / `tasks list`).")
+
+
+@dataclass
+class DataConfig(Options):
+    path: str | None = option(None, "A data directory (split files found by name), a file, a saved `datasets` directory or a hub id. Unset: the task's built-in sample.")
+    train: str | None = option(None, "Training file (overrides the one found in `path`).")
+    validation: str | None = option(None, "Validation (dev) file.")
+    test: str | None = option(None, "Test file.")
+    format: str = option("auto", "File format; `auto` guesses from the content (see the task's description).")
+    max_train_samples: int | None = option(None, "Use only the first N training examples.")
+    max_eval_samples: int | None = option(None, "Use only the first N dev and test examples.")
+
+    def check(self) -> list[str]:
+        errors = []
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                errors.append(f"{key}: must be at least 1, got {value}")
+        return errors
+
+
+@dataclass
+class TrainingConfig(Options):
+    epochs: float = option(3.0, "Passes over the training data.")
+    max_steps: int | None = option(None, "Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = option(16, "Examples per training step.")
+    eval_batch_size: int = option(64, "Examples per evaluation step.")
+    learning_rate: float | None = option(None, "Peak learning rate. Unset: the method's default (e.g. 2e-3 for LoRA, 5e-5 for full fine-tuning).")
+    weight_decay: float = option(0.01, "AdamW weight decay.")
+    warmup_ratio: float = option(0.1, "Fraction of steps with a linear learning-rate warm-up.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = option("linear", "Learning-rate schedule after warm-up.")
+    batching: Literal["length", "random"] = option("length", "`length` groups examples of similar length (far less padding); `random` shuffles plainly.")
+    seed: int = option(42, "Random seed (head initialisation, data order, dropout).")
+    logging_steps: int = option(20, "Log the training loss every N steps.")
+
+    def check(self) -> list[str]:
+        errors = []
+        for key in ("batch_size", "eval_batch_size", "logging_steps"):
+            if getattr(self, key) < 1:
+                errors.append(f"{key}: must be at least 1, got {getattr(self, key)}")
+        if self.epochs <= 0:
+            errors.append(f"epochs: must be positive, got {self.epochs}")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            errors.append(f"learning_rate: must be in (0, 1), got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        return errors
+
+
+@dataclass
+class OutputConfig(Options):
+    dir: str | None = option(None, "Run directory (relative to the current directory). Unset: runs/<task>-<method>-<date>-<time>.")
+    overwrite: bool = option(False, "Replace a finished run already in `dir`.")
+
+
+@dataclass
+class Recipe(Options):
+    """A complete, validated description of an ``adapt`` run."""
+
+    task: ComponentConfig = option(help="The task head, e.g. {name: ner}.")
+    method: ComponentConfig = option(help="The adapter method, e.g. {name: lora, options: {r: 16}}.")
+    model: ModelConfig = option(ModelConfig, "The base model.")
+    data: DataConfig = option(DataConfig, "Where the data comes from.")
+    training: TrainingConfig = option(TrainingConfig, "Optimisation settings.")
+    output: OutputConfig = option(OutputConfig, "Where results go.")
+    description: str = option("", "One line saying what this recipe is for.")
+
+
+# -- building the raw mapping --------------------------------------------------------------------
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a recipe file into a mapping, with input paths made relative to the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError([f"file not found: {path}. Pass a recipe file or a name from `peft-hub recipes list`."], str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError([f"cannot read {path}: {exc}"], str(path)) from None
+    try:
+        data = yaml.safe_load(text)  # safe_load: a recipe can never construct Python objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError([f"{where}invalid YAML: {problem}"], str(path)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError([f"the top level must be a mapping of sections (task, method, ...), got {type(data).__name__}"], str(path))
+    _resolve_relative(data, path.parent)
+    return data
+
+
+def _resolve_relative(data: dict, base: Path) -> None:
+    section = data.get("data")
+    if isinstance(section, dict):
+        for key in ("path", "train", "validation", "test"):
+            value = section.get(key)
+            if isinstance(value, str) and not os.path.isabs(value) and (base / value).exists():
+                section[key] = str((base / value).resolve())
+    model = data.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        candidate = base / model["name"]
+        if not os.path.isabs(model["name"]) and candidate.is_dir():
+            model["name"] = str(candidate.resolve())
+
+
+def parse_override(text: str) -> tuple[list[str], Any, bool]:
+    """``"a.b=1"`` -> (["a", "b"], 1, False); ``"~a.b"`` -> (["a", "b"], None, True)."""
+    if text.startswith("~"):
+        key, value, delete = text[1:], None, True
+    elif "=" in text:
+        key, raw = text.split("=", 1)
+        value, delete = yaml.safe_load(raw) if raw.strip() else "", False
+    else:
+        raise ValueError(f"override {text!r} must be KEY=VALUE (e.g. training.epochs=2) or ~KEY to delete a key")
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ValueError(f"override {text!r} has an empty key part")
+    return parts, value, delete
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return a copy of ``data`` with every override applied; collects all errors."""
+    data = copy.deepcopy(data)
+    errors = []
+    for text in overrides:
+        try:
+            parts, value, delete = parse_override(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            errors.append(str(exc))
+            continue
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None and not delete:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                errors.append(f"override {text!r}: {where} is {'missing' if child is None else 'not a mapping'}")
+                break
+            node = child
+        else:
+            if delete:
+                if parts[-1] not in node:
+                    errors.append(f"override {text!r}: there is no key {'.'.join(parts)} to delete")
+                else:
+                    del node[parts[-1]]
+            else:
+                node[parts[-1]] = value
+    if errors:
+        raise RecipeError(errors, "overrides")
+    return data
+
+
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``"a.b"``, creating mappings on the way (CLI flags)."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        if not isinstance(data.get(part), dict):
+            data[part] = {}
+        data = data[part]
+    data[last] = value
+
+
+def compose(recipe: str | Path | None, flags: dict[str, Any] | None = None, overrides: list[str] | None = None) -> tuple[dict, str]:
+    """Recipe file (or registered name) + CLI flags + ``key=value`` overrides -> raw mapping."""
+    source = "command line"
+    data: dict = {}
+    if recipe is not None:
+        path = Path(recipe)
+        if not path.exists() and not str(recipe).endswith((".yaml", ".yml")):
+            path = registry.get_recipe(str(recipe))
+        data = load_yaml(path)
+        source = str(path)
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            set_dotted(data, dotted, value)
+    return apply_overrides(data, list(overrides or [])), source
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """A validated recipe with its components looked up and their options parsed."""
+
+    recipe: Recipe
+    task: Any
+    task_options: Any
+    method: Any
+    method_options: Any
+
+    @property
+    def learning_rate(self) -> float:
+        return self.recipe.training.learning_rate or self.method.default_learning_rate
+
+    def to_dict(self) -> dict:
+        """The fully resolved recipe (every default spelled out), as saved in a run dir."""
+        out = opts.to_dict(self.recipe)
+        out["task"]["options"] = opts.to_dict(self.task_options)
+        out["method"]["options"] = opts.to_dict(self.method_options)
+        out["training"]["learning_rate"] = self.learning_rate
+        return out
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.startswith((".", "/", "~")) or os.sep in value.strip("/") and value.count("/") > 1 or value.endswith(
+        (".txt", ".tsv", ".csv", ".jsonl", ".json", ".conll", ".iob", ".bio")
+    )
+
+
+def validate(data: dict, source: str = "recipe") -> Resolved:
+    """Check everything that can be checked without loading a model or data; raise all errors."""
+    recipe, errors = opts.parse(Recipe, data)
+    found = {}
+    for kind, lookup in (("task", registry.get_task), ("method", registry.get_method)):
+        section = data.get(kind)
+        if not isinstance(section, dict) or not isinstance(section.get("name"), str):
+            continue  # the schema check above reported it
+        try:
+            component = lookup(section["name"])
+        except PeftHubError as exc:
+            errors.append(f"{kind}.name: {exc}")
+            continue
+        options = section.get("options") or {}
+        if isinstance(options, dict):
+            parsed, option_errors = opts.parse(component.Options, options, f"{kind}.options")
+            errors.extend(option_errors)
+            found[kind] = (component, parsed)
+    section = data.get("data") if isinstance(data.get("data"), dict) else {}
+    for key in ("path", "train", "validation", "test"):
+        value = section.get(key)
+        if not isinstance(value, str):
+            continue
+        if not os.path.exists(os.path.expanduser(value)) and (key != "path" or _looks_like_path(value)):
+            errors.append(f"data.{key}: {value!r} does not exist (relative paths on the command line start from {os.getcwd()})")
+    if errors:
+        raise RecipeError(errors, source)
+    (task, task_options), (method, method_options) = found["task"], found["method"]
+    return Resolved(recipe, task, task_options, method, method_options)
+
+
+def dump(resolved: Resolved) -> str:
+    return yaml.safe_dump(resolved.to_dict(), sort_keys=False, allow_unicode=True)
+
+

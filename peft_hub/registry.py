@@ -1,0 +1,238 @@
+"""The one plugin manager: entry-point discovery, registration with provenance, lookup by name.
+
+Plugins (built-in ones included) are found through the ``peft_hub`` entry-point group. A plugin
+that fails to import is recorded in :data:`FAILED` with the reason and skipped; the others load.
+Registries are computed by calling the hooks, so a plugin registered later (tests do this) is seen.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import DuplicateNameError, PeftHubError, PluginError, UnknownNameError
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-.]*)*$")
+
+pm = pluggy.PluginManager(hookspecs.PROJECT)
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+
+
+@dataclass
+class FailedPlugin:
+    name: str
+    distribution: str | None
+    error: str
+
+
+#: plugin name -> where it came from (filled by :func:`load_plugins`)
+PROVENANCE: dict[str, PluginInfo] = {}
+#: plugins that could not be loaded, with the reason
+FAILED: list[FailedPlugin] = []
+_loaded = False
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_plugins() -> None:
+    """Load every plugin of the ``peft_hub`` entry-point group once; record failures, don't raise."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for ep in _entry_points():
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not break the others
+            FAILED.append(FailedPlugin(ep.name, dist_name, f"{type(exc).__name__}: {exc}"))
+            if pm.get_plugin(ep.name) is not None:
+                pm.unregister(name=ep.name)
+            continue
+        PROVENANCE[ep.name] = PluginInfo(ep.name, dist_name, dist.version if dist is not None else None)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
+        FAILED.append(FailedPlugin(name, PROVENANCE.pop(name, PluginInfo(name)).distribution, str(exc)))
+        pm.unregister(exc.plugin)
+
+
+def reset() -> None:
+    """Forget every loaded plugin (tests use this to load plugins again)."""
+    global _loaded
+    for plugin in list(pm.get_plugins()):
+        pm.unregister(plugin)
+    PROVENANCE.clear()
+    FAILED.clear()
+    _loaded = False
+
+
+# -- registration with provenance ---------------------------------------------------------------
+
+
+@dataclass
+class Registered:
+    """One registered component and the plugin that registered it."""
+
+    name: str
+    obj: Any
+    plugin: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def distribution(self) -> str | None:
+        return _dist_of(self.plugin)
+
+
+def _collect(hook_name: str, kind: str, make: Callable[..., Registered]) -> dict[str, Registered]:
+    """Call ``hook_name`` on every plugin with a ``register`` bound to that plugin."""
+    load_plugins()
+    found: dict[str, Registered] = {}
+    caller = getattr(pm.hook, hook_name)
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        def register(*args: Any, _plugin: str = impl.plugin_name, **kwargs: Any) -> None:
+            entry = make(_plugin, *args, **kwargs)
+            if not isinstance(entry.name, str) or not NAME_RE.match(entry.name):
+                raise PluginError(
+                    f"Plugin {_plugin!r} registered the {kind} name {entry.name!r}: names must be "
+                    "lowercase letters, digits, '-' or '_' (e.g. 'lora', 'prefix-tuning')."
+                )
+            if entry.name in found:
+                other = found[entry.name]
+                raise DuplicateNameError(
+                    f"The {kind} {entry.name!r} is registered by both plugin {other.plugin!r} "
+                    f"({other.distribution or 'not installed'}) and plugin {_plugin!r} "
+                    f"({entry.distribution or 'not installed'}). Uninstall one of them, or rename "
+                    "the component in one of the plugins."
+                )
+            found[entry.name] = entry
+
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except PeftHubError:
+            raise
+        except Exception as exc:  # a plugin's bug must not hide every other plugin
+            failure = FailedPlugin(impl.plugin_name, _dist_of(impl.plugin_name), f"{hook_name}: {type(exc).__name__}: {exc}")
+            if failure not in FAILED:
+                FAILED.append(failure)
+    return found
+
+
+def _dist_of(plugin: str) -> str | None:
+    info = PROVENANCE.get(plugin)
+    return info.distribution if info else None
+
+
+def _component(kind: str, base: type) -> Callable[..., Registered]:
+    def make(plugin: str, obj: Any) -> Registered:
+        if not isinstance(obj, base):
+            raise PluginError(
+                f"Plugin {plugin!r} passed {obj!r} to register() for a {kind}: it must be an "
+                f"instance of peft_hub.{base.__name__}."
+            )
+        return Registered(getattr(obj, "name", None), obj, plugin)
+
+    return make
+
+
+def methods() -> dict[str, Registered]:
+    from .methods import Method
+
+    return _collect("register_methods", "method", _component("method", Method))
+
+
+def tasks() -> dict[str, Registered]:
+    from .tasks import Task
+
+    return _collect("register_tasks", "task", _component("task", Task))
+
+
+def models() -> dict[str, Registered]:
+    def make(plugin: str, name: str, resolve: Callable[[], str | Path], description: str = "") -> Registered:
+        return Registered(name, resolve, plugin, {"description": description})
+
+    return _collect("register_models", "model alias", make)
+
+
+def recipes() -> dict[str, Registered]:
+    def make(plugin: str, name: str, path: str | Path) -> Registered:
+        return Registered(name, Path(path), plugin)
+
+    return _collect("register_recipes", "recipe", make)
+
+
+def _get(kind: str, table: dict[str, Registered], name: str, hint: str) -> Registered:
+    if name not in table:
+        raise UnknownNameError(kind, name, table, hint)
+    return table[name]
+
+
+def get_method(name: str):
+    return _get("method", methods(), name, "See `peft-hub methods list`.").obj
+
+
+def get_task(name: str):
+    return _get("task", tasks(), name, "See `peft-hub tasks list`.").obj
+
+
+def get_recipe(name: str) -> Path:
+    return _get("recipe", recipes(), name, "See `peft-hub recipes list`, or pass a file path.").obj
+
+
+def plugins_report() -> dict:
+    """What ``peft-hub plugins`` prints: every plugin, its hooks and what it registered."""
+    load_plugins()
+    registered: dict[str, dict[str, list[str]]] = {}
+    for kind, table in (("methods", methods), ("tasks", tasks), ("models", models), ("recipes", recipes)):
+        for entry in table().values():
+            registered.setdefault(entry.plugin, {}).setdefault(kind, []).append(entry.name)
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        info = PROVENANCE.get(name, PluginInfo(name))
+        rows.append(
+            {
+                "name": name,
+                "module": getattr(plugin, "__name__", type(plugin).__name__),
+                "distribution": info.distribution,
+                "version": info.version,
+                "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+                "registered": registered.get(name, {}),
+            }
+        )
+    rows.sort(key=lambda r: r["name"])
+    return {
+        "plugins": rows,
+        "failed": [{"name": f.name, "distribution": f.distribution, "error": f.error} for f in FAILED],
+    }
+
+
+def warn_failed(echo: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
+    for f in FAILED:
+        dist = f" (from distribution {f.distribution})" if f.distribution else ""
+        echo(
+            f"Warning: plugin {f.name!r}{dist} failed to load and is skipped: {f.error}. "
+            f"Fix or uninstall it (pip uninstall {f.distribution or f.name})."
+        )

@@ -1,0 +1,158 @@
+"""Builds a ``transformers.Trainer`` (accelerate underneath) from a resolved recipe."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .recipes import Resolved
+
+
+class FeatureDataset:
+    """A list of tokenized examples (dicts of lists) as a map-style torch dataset."""
+
+    def __init__(self, features: list[dict]):
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.features[index]
+
+    def num_tokens(self) -> int:
+        return sum(len(f["input_ids"]) for f in self.features)
+
+
+def _argmax(logits: Any, labels: Any) -> Any:
+    """Keep only arg-max ids during evaluation instead of every logit (far less memory)."""
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return logits.argmax(dim=-1)
+
+
+def _format_log(logs: dict) -> str | None:
+    """One readable line for a Trainer log entry (instead of a raw dict)."""
+    epoch = logs.get("epoch")
+    head = f"epoch {epoch:.2f}" if isinstance(epoch, (int, float)) else "step"
+    if "loss" in logs:
+        return f"{head}: loss {logs['loss']:.4f}, lr {logs.get('learning_rate', 0):.2e}"
+    scores = {k.split("_", 1)[1]: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, float)}
+    if scores:
+        keep = [k for k in scores if not k.startswith(("runtime", "samples_per", "steps_per")) and "_" not in k]
+        return f"{head}: dev " + ", ".join(f"{k} {scores[k]:.4f}" for k in keep)
+    return None
+
+
+def _callbacks(quiet: bool) -> tuple[list, list]:
+    """(callbacks to add, callbacks to remove): readable progress lines, a step-time clock."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class Progress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            line = _format_log(logs or {})
+            if state.is_world_process_zero and self.training_bar is not None and line:
+                self.training_bar.write(line)
+
+    class Clock(TrainerCallback):
+        """Time spent training, without the evaluations and checkpoint saves in between."""
+
+        def __init__(self):
+            self.excluded = 0.0
+            self.last_end = None
+            self.pause = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.last_end = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            self.pause = True
+
+        on_save = on_evaluate
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.pause and self.last_end is not None:
+                self.excluded += time.perf_counter() - self.last_end
+            self.pause = False
+
+        on_train_end = on_step_begin
+
+    clock = Clock()
+    add = [clock] if quiet else [clock, Progress()]
+    return add, [PrinterCallback, ProgressCallback]
+
+
+def build_trainer(
+    resolved: Resolved,
+    model: Any,
+    tokenizer: Any,
+    train: FeatureDataset,
+    dev: FeatureDataset | None,
+    labels: list[str],
+    output_dir: Path,
+    quiet: bool = False,
+) -> Any:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    task, t = resolved.task, resolved.recipe.training
+    steps_per_epoch = max(1, math.ceil(len(train) / t.batch_size))
+    if t.max_steps:  # evaluate (and keep the best) at least once before the end
+        interval = dict(eval_strategy="steps", save_strategy="steps", eval_steps=min(steps_per_epoch, t.max_steps))
+        interval["save_steps"] = interval["eval_steps"]
+    else:
+        interval = dict(eval_strategy="epoch", save_strategy="epoch")
+    if dev is None:
+        interval = dict(eval_strategy="no", save_strategy="no")
+    # transformers 5 has no logging_dir argument: TensorBoard reads this variable.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(output_dir / "tensorboard")
+    args = TrainingArguments(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        learning_rate=resolved.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type=t.lr_scheduler,
+        train_sampling_strategy="group_by_length" if t.batching == "length" else "random",
+        logging_steps=t.logging_steps,
+        load_best_model_at_end=dev is not None,
+        metric_for_best_model=task.primary_metric,
+        greater_is_better=True,
+        save_total_limit=1,
+        seed=t.seed,
+        report_to=["tensorboard"],
+        disable_tqdm=quiet,
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **interval,
+    )
+
+    def compute_metrics(prediction: Any) -> dict:
+        return task.compute_metrics(prediction.predictions, prediction.label_ids, labels)
+
+    add, remove = _callbacks(quiet)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=dev,
+        data_collator=task.collator(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=_argmax,
+    )
+    for callback in remove:
+        trainer.remove_callback(callback)
+    for callback in add:
+        trainer.add_callback(callback)
+    trainer.clock = add[0]
+    return trainer

@@ -1,0 +1,233 @@
+"""Text classification: one label per text, scored with accuracy and macro-F1.
+
+Data: a directory of split files or single files in one of these formats:
+TSV (``text<TAB>label`` or ``label<TAB>text``, header optional), CSV with a header, JSONL
+(``{"text": ..., "label": ...}``), ``label text`` lines (SST-2 style), a saved ``datasets``
+directory or a hub id. Column names are set with the ``text_column`` / ``label_column`` options.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import peft_hub
+from peft_hub import DataError, option
+from peft_hub.data import find_split_files, is_saved_dataset, load_dataset_splits, read_jsonl, read_lines
+
+log = logging.getLogger("peft_hub.classify")
+TEXT_NAMES = ("text", "sentence", "content", "review", "document")
+LABEL_NAMES = ("label", "labels", "class", "category", "target")
+
+
+@dataclass
+class ClassifyOptions(peft_hub.Options):
+    text_column: str | None = option(None, "Column/key holding the text (default: text, sentence, content ...).")
+    label_column: str | None = option(None, "Column/key holding the label (default: label, class, category ...).")
+    max_length: int = option(256, "Most sub-tokens per text; longer texts are truncated (and counted).")
+    batch_size: int = option(64, "Texts per forward pass in `predict`.")
+
+
+@dataclass
+class Example:
+    text: str
+    label: str
+    line: int
+
+
+def _pick(names: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, where: str) -> str:
+    if wanted is not None:
+        if wanted not in names:
+            raise DataError(f"{where}: no {what} column {wanted!r}; columns are {names}. Set {what}_column to one of them.")
+        return wanted
+    for name in names:
+        if name.lower() in defaults:
+            return name
+    raise DataError(f"{where}: cannot tell which column holds the {what}; columns are {names}. Set the task option {what}_column=NAME.")
+
+
+def _rows_with_header(rows: list[tuple[int, dict]], options, where: str) -> list[Example]:
+    if not rows:
+        return []
+    names = list(rows[0][1])
+    text_key = _pick(names, options.text_column, TEXT_NAMES, "text", where)
+    label_key = _pick(names, options.label_column, LABEL_NAMES, "label", where)
+    out = []
+    for number, row in rows:
+        if row.get(label_key) in (None, "") or row.get(text_key) is None:
+            raise DataError(f"{where}, line {number}: missing {'label' if row.get(label_key) in (None, '') else 'text'}.")
+        out.append(Example(str(row[text_key]), str(row[label_key]), number))
+    return out
+
+
+def _read_tsv(lines: list[str], options, where: str) -> list[Example]:
+    rows = [(n, line.split("\t")) for n, line in enumerate(lines, 1) if line.strip()]
+    if not rows:
+        return []
+    first = [c.strip().lower() for c in rows[0][1]]
+    if any(c in TEXT_NAMES + LABEL_NAMES for c in first) or options.text_column or options.label_column:
+        header = [c.strip() for c in rows[0][1]]
+        return _rows_with_header([(n, dict(zip(header, cells))) for n, cells in rows[1:]], options, where)
+    for number, cells in rows:
+        if len(cells) != 2:
+            raise DataError(f"{where}, line {number}: expected 2 tab-separated columns (text and label), got {len(cells)}.")
+    # the label column is the one with few distinct, short values
+    distinct = [len({cells[i] for _, cells in rows}) for i in (0, 1)]
+    label_col = 0 if distinct[0] < distinct[1] else 1
+    return [Example(cells[1 - label_col], cells[label_col].strip(), n) for n, cells in rows]
+
+
+def _read_label_first(lines: list[str], where: str) -> list[Example]:
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        label, _, text = line.strip().partition(" ")
+        if not text:
+            raise DataError(f"{where}, line {number}: expected '<label> <text>', got {line!r}.")
+        out.append(Example(text, label, number))
+    labels = {e.label for e in out}
+    if len(labels) > max(50, len(out) // 2):
+        raise DataError(
+            f"{where}: read as '<label> <text>' lines, but the first words take {len(labels)} different values, "
+            "so they are not labels. Use TSV (text<TAB>label), CSV or JSONL with a label column."
+        )
+    return out
+
+
+def read_file(path: Path, fmt: str, options) -> list[Example]:
+    where = str(path)
+    suffix = path.suffix.lower()
+    if fmt == "auto":
+        fmt = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(suffix, "")
+        if not fmt:
+            lines = read_lines(path)
+            fmt = "tsv" if any("\t" in line for line in lines[:50]) else "label-first"
+    if fmt == "jsonl":
+        return _rows_with_header(read_jsonl(path), options, where)
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO("\n".join(read_lines(path))))
+        return _rows_with_header([(i + 2, row) for i, row in enumerate(reader)], options, where)
+    if fmt == "tsv":
+        return _read_tsv(read_lines(path), options, where)
+    if fmt == "label-first":
+        return _read_label_first(read_lines(path), where)
+    raise DataError(f"data.format {fmt!r} is not a format of the classify task. Use auto, tsv, csv, jsonl or label-first.")
+
+
+class Classify(peft_hub.Task):
+    name = "classify"
+    description = "Text classification (one label per text); accuracy and macro-F1."
+    Options = ClassifyOptions
+    peft_task_type = "SEQ_CLS"
+    primary_metric = "f1"
+
+    def sample_data(self):
+        return Path(__file__).parent / "samples" / "classify"
+
+    def read_data(self, data, options):
+        if data.path and (not os.path.exists(data.path) or is_saved_dataset(data.path)):
+            splits = {}
+            for name, ds in load_dataset_splits(data.path).items():
+                rows = [(i + 1, row) for i, row in enumerate(ds)]
+                label_feature = ds.features.get(options.label_column or "label")
+                names = getattr(label_feature, "names", None)
+                examples = _rows_with_header(rows, options, f"{data.path} ({name})")
+                if names:
+                    for e in examples:
+                        e.label = names[int(e.label)]
+                splits[name] = examples
+            return splits
+        files: dict[str, Path] = {}
+        if data.path:
+            path = Path(data.path)
+            files = find_split_files(path) if path.is_dir() else {"train": path}
+        for split in ("train", "validation", "test"):
+            if getattr(data, split):
+                files[split] = Path(getattr(data, split))
+        if "train" not in files:
+            raise DataError("No training data: pass --data DIR (or data.train=FILE).")
+        splits = {}
+        for split, path in files.items():
+            examples = read_file(path, data.format, options)
+            if not examples:
+                raise DataError(f"{path}: the {split} split holds no examples. Remove the file or fill it.")
+            splits[split] = examples
+        return splits
+
+    def labels(self, splits):
+        labels = sorted({e.label for e in splits.get("train", [])})
+        unseen = sorted({e.label for name, ex in splits.items() if name != "train" for e in ex} - set(labels))
+        if unseen:
+            log.warning("Labels in dev/test but never in train (the model cannot learn them): %s", ", ".join(unseen))
+        return labels + unseen
+
+    def encode(self, examples, tokenizer, labels, options):
+        label2id = {label: i for i, label in enumerate(labels)}
+        enc = tokenizer([e.text for e in examples], truncation=True, max_length=options.max_length)
+        truncated = sum(len(ids) >= options.max_length for ids in enc["input_ids"])
+        if truncated:
+            log.info("%d text(s) truncated to max_length=%d sub-tokens", truncated, options.max_length)
+        return [
+            {**{key: enc[key][i] for key in enc.keys()}, "labels": label2id[e.label]}
+            for i, e in enumerate(examples)
+        ]
+
+    def build_model(self, model_path, labels, **load_kwargs):
+        from transformers import AutoModelForSequenceClassification
+
+        from peft_hub.models import load_pretrained
+
+        return load_pretrained(
+            AutoModelForSequenceClassification, model_path, num_labels=len(labels),
+            id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)}, **load_kwargs,
+        )
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    def compute_metrics(self, predictions, label_ids, labels):
+        import numpy as np
+
+        predictions, label_ids = np.asarray(predictions).reshape(-1), np.asarray(label_ids).reshape(-1)
+        f1s = []
+        for k in range(len(labels)):
+            tp = int(((predictions == k) & (label_ids == k)).sum())
+            fp = int(((predictions == k) & (label_ids != k)).sum())
+            fn = int(((predictions != k) & (label_ids == k)).sum())
+            if tp + fp + fn:
+                f1s.append(2 * tp / (2 * tp + fp + fn))
+        return {"accuracy": float((predictions == label_ids).mean()), "f1": float(np.mean(f1s)) if f1s else 0.0}
+
+    def predict(self, model, tokenizer, texts, labels, options):
+        import torch
+
+        collate = self.collator(tokenizer)
+        device = next(model.parameters()).device
+        model.eval()
+        results = []
+        for begin in range(0, len(texts), options.batch_size):
+            chunk = texts[begin : begin + options.batch_size]
+            enc = tokenizer(chunk, truncation=True, max_length=options.max_length)
+            batch = collate([{k: enc[k][i] for k in enc.keys()} for i in range(len(chunk))])
+            with torch.no_grad():
+                probs = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().softmax(-1)
+            for text, row in zip(chunk, probs):
+                best = int(row.argmax())
+                results.append({"text": text, "label": labels[best], "score": round(float(row[best]), 4),
+                                "scores": {label: round(float(p), 4) for label, p in zip(labels, row)}})
+        return results
+
+    def format_prediction(self, text, prediction):
+        return f"{prediction['label']}\t{prediction['score']:.2f}\t{text}"
+
+
+@peft_hub.hookimpl
+def register_tasks(register):
+    register(Classify())

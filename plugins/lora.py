@@ -1,0 +1,57 @@
+"""LoRA (Hu et al., 2021) through peft: low-rank updates ``B @ A`` added to chosen linear layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import peft_hub
+from peft_hub import option
+
+
+@dataclass
+class LoraOptions(peft_hub.Options):
+    r: int = option(16, "Rank of the update matrices: higher = more capacity and memory.")
+    alpha: float = option(32.0, "Scaling numerator: the update is multiplied by alpha / r.")
+    dropout: float = option(0.1, "Dropout on the LoRA input.")
+    target_modules: list[str] | str = option(
+        ["query", "key", "value", "dense"],
+        "Module names (suffixes) to adapt, or 'all-linear'. The default covers every linear layer of a BERT-style encoder.",
+    )
+    bias: Literal["none", "all", "lora_only"] = option("none", "Which biases train.")
+
+    def check(self) -> list[str]:
+        errors = []
+        if self.r < 1:
+            errors.append(f"r: must be at least 1, got {self.r}")
+        if not 0 <= self.dropout < 1:
+            errors.append(f"dropout: must be in [0, 1), got {self.dropout}")
+        if isinstance(self.target_modules, list) and not self.target_modules:
+            errors.append("target_modules: must name at least one module, or be 'all-linear'")
+        return errors
+
+
+class Lora(peft_hub.PeftMethod):
+    name = "lora"
+    description = "LoRA: trainable low-rank updates on linear layers (peft)."
+    Options = LoraOptions
+    default_learning_rate = 2e-3
+
+    def peft_config(self, options, task, model):
+        from peft import LoraConfig
+
+        return LoraConfig(
+            task_type=task.peft_task_type,
+            r=options.r,
+            lora_alpha=options.alpha,
+            lora_dropout=options.dropout,
+            target_modules=options.target_modules,
+            bias=options.bias,
+            # keep the task head out of LoRA: it trains fully through modules_to_save
+            exclude_modules=task.head_modules(model),
+        )
+
+
+@peft_hub.hookimpl
+def register_methods(register):
+    register(Lora())

@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny BERT built on the fly (no download), paths to the real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLES = ROOT / "plugins" / "samples"
+
+
+def shared_data(name: str) -> Path:
+    """A dataset folder of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data {path} is absent (../shared/data beside the repository)")
+    return path
+
+
+def _corpus() -> list[str]:
+    lines = []
+    for path in sorted(SAMPLES.rglob("*")):
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if "\t" in line:
+                    lines.append(line.split("\t")[0])
+                elif line.strip():
+                    lines.append(line.split()[0])
+    return lines
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer, hidden-32 BERT with a WordPiece tokenizer trained on the sample data."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast, set_seed
+
+    set_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(_corpus(), vocab_size=600, min_frequency=1, show_progress=False)
+    wordpiece.save(str(directory / "tokenizer.json"))
+    tokenizer = BertTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"), do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    return CliRunner()

@@ -1,0 +1,130 @@
+"""End to end on a tiny model made on the fly: CLI adapt, run dir contents, reload, predict,
+evaluate, and the errors a user sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SAMPLES
+from peft_hub import adapt, recipes
+from peft_hub.cli import cli
+
+TEXTS = ["Anna Schmidt flew from Paris to Tokyo with Toyota .", "EU rejects German call to boycott British lamb ."]
+
+
+def _adapt_args(tiny_model, out, task="ner", *extra):
+    return ["adapt", "--method", "lora", "--task", task, "--model", str(tiny_model), "--output", str(out),
+            "--epochs", "2", "--quiet", *extra]
+
+
+@pytest.fixture(scope="module")
+def ner_run(tiny_model, tmp_path_factory):
+    """A finished NER run on the built-in sample, trained in this process."""
+    out = tmp_path_factory.mktemp("runs") / "ner"
+    data, source = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                          "output.dir": str(out), "training.epochs": 4})
+    return adapt.run(recipes.validate(data, source), quiet=True, echo=lambda m: None)
+
+
+def test_run_dir_holds_everything(ner_run):
+    out = ner_run.directory
+    for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json", "tokenizer/tokenizer.json",
+                 "labels.json", "recipe.yaml", "metrics.json", "run.json"):
+        assert (out / name).exists(), name
+    assert not (out / "checkpoints").exists()
+    assert list((out / "tensorboard").rglob("events.out.tfevents*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split in ("dev", "test"):
+        assert {"precision", "recall", "f1"} <= set(metrics[split])
+    assert 0 < metrics["trainable_params"] < metrics["total_params"]
+    assert metrics["train_runtime_s"] > 0 and metrics["train_tokens_per_s"] > 0
+    assert any("eval_f1" in entry for entry in metrics["history"])
+    assert json.loads((out / "labels.json").read_text())[0] == "O"
+    # the head is saved with the adapter
+    from safetensors import safe_open
+
+    with safe_open(str(out / "adapter/adapter_model.safetensors"), "pt") as f:
+        assert any("classifier" in key for key in f.keys())
+
+
+def test_resolved_recipe_reruns(ner_run):
+    data = recipes.load_yaml(ner_run.directory / "recipe.yaml")
+    resolved = recipes.validate(data)
+    assert resolved.method_options.r == 16 and resolved.recipe.training.epochs == 4
+
+
+def test_reload_gives_identical_predictions(ner_run):
+    expected = ner_run.predict(TEXTS)
+    assert adapt.load_run(ner_run.directory).predict(TEXTS) == expected
+    # ... and in a fresh process, through the CLI
+    result = subprocess.run(
+        [sys.executable, "-m", "peft_hub", "predict", str(ner_run.directory), *TEXTS, "--json"],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected
+    assert [e["start"] < e["end"] for p in expected for e in p["entities"]] == [True] * sum(len(p["entities"]) for p in expected)
+
+
+def test_evaluate_matches_the_training_scores(ner_run, cli_runner):
+    result = cli_runner.invoke(cli, ["evaluate", str(ner_run.directory), "--data", str(SAMPLES / "ner"), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert scores["validation"]["f1"] == pytest.approx(ner_run.metrics["dev"]["f1"])
+    assert scores["test"]["f1"] == pytest.approx(ner_run.metrics["test"]["f1"])
+
+
+def test_predict_prints_entities(ner_run, cli_runner):
+    result = cli_runner.invoke(cli, ["predict", str(ner_run.directory), TEXTS[1]])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(TEXTS[1])
+
+
+def test_cli_adapt_classify_and_refuse_to_overwrite(tiny_model, tmp_path, cli_runner):
+    out = tmp_path / "cls"
+    result = cli_runner.invoke(cli, _adapt_args(tiny_model, out, "classify", "method.options.r=4", "--json"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {"accuracy", "f1"} <= set(summary["dev"]) and summary["output"] == str(out)
+    again = cli_runner.invoke(cli, _adapt_args(tiny_model, out, "classify"))
+    assert again.exit_code == 1 and "already holds a finished run" in again.output and "--overwrite" in again.output
+    loaded = adapt.load_run(out)
+    (prediction,) = loaded.predict(["the staff were friendly"])
+    assert prediction["label"] in ("positive", "negative") and abs(sum(prediction["scores"].values()) - 1) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["adapt", "--method", "lorra", "--task", "ner"], "Did you mean 'lora'?"),
+        (["adapt", "--method", "lora", "--task", "ner", "method.options.rank=4"], "method.options.rank: unknown key"),
+        (["adapt", "--method", "lora", "--task", "ner", "trainingepochs"], "must be KEY=VALUE"),
+        (["adapt", "--method", "lora", "--task", "ner", "--data", "./nowhere"], "does not exist"),
+        (["adapt", "--method", "lora"], "Name a --method and a --task"),
+        (["adapt", "--method", "lora", "--task", "ner", "--model", "/no/such/model"], "does not exist"),
+        (["run", "no-such-recipe"], "Unknown recipe 'no-such-recipe'"),
+        (["predict", "/no/run/dir", "text"], "Pass the --output directory of a finished"),
+        (["validate", str(ROOT / "pyproject.toml")], "invalid YAML"),
+    ],
+)
+def test_user_mistakes_get_a_message_not_a_traceback(args, message, cli_runner, tmp_path):
+    result = cli_runner.invoke(cli, [*args] if args[0] != "adapt" else [*args, "--output", str(tmp_path / "o")])
+    assert result.exit_code in (1, 2), result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_model_dir_without_config(tmp_path, cli_runner):
+    result = cli_runner.invoke(cli, ["adapt", "--method", "lora", "--task", "ner", "--model", str(tmp_path), "--output", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "is not a model directory: it has no config.json" in result.output
+
+
+def test_help_is_fast_and_lazy():
+    code = "import sys, peft_hub.cli; print(any(m in sys.modules for m in ('torch', 'transformers', 'peft')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr

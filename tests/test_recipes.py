@@ -1,0 +1,120 @@
+"""Recipe schema, overrides, validation errors, relative paths, the shipped recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from peft_hub import recipes, registry
+from peft_hub.errors import RecipeError
+
+BASE = {"task": {"name": "ner"}, "method": {"name": "lora"}}
+
+
+def test_defaults_fill_every_section():
+    resolved = recipes.validate(BASE)
+    assert resolved.recipe.model.name == "minilm"
+    assert resolved.method_options.r == 16
+    assert resolved.learning_rate == 2e-3  # the method's default
+    assert resolved.to_dict()["training"]["learning_rate"] == 2e-3
+
+
+def test_overrides_set_delete_and_parse_values():
+    data = recipes.apply_overrides(
+        {**BASE, "training": {"epochs": 3}},
+        ["training.epochs=1", "method.options.r=8", "method.options.target_modules=[query, value]",
+         "training.learning_rate=2e-3", "~training.epochs", "data.path=./x"],
+    )
+    assert "epochs" not in data["training"]
+    assert data["method"]["options"] == {"r": 8, "target_modules": ["query", "value"]}
+    resolved_lr = recipes.validate({**data, "data": {}})
+    assert resolved_lr.recipe.training.learning_rate == 2e-3  # YAML reads 2e-3 as a string; accepted as a number
+
+
+def test_override_errors_are_collected():
+    with pytest.raises(RecipeError) as info:
+        recipes.apply_overrides({"training": {"epochs": 1}}, ["noequals", "~training.nope", "training.epochs.x=1", ".a=1"])
+    errors = info.value.errors
+    assert len(errors) == 4
+    assert "must be KEY=VALUE" in errors[0]
+    assert "no key training.nope" in errors[1]
+    assert "training.epochs is not a mapping" in errors[2]
+
+
+def test_validation_reports_every_error_at_once():
+    data = {
+        "task": {"name": "nerr"},
+        "method": {"name": "lora", "options": {"rank": 8, "dropout": "high"}},
+        "training": {"epochs": "three", "batch_size": 0, "optimiser": "adam"},
+        "data": {"path": "./no/such/dir"},
+        "colour": "blue",
+    }
+    with pytest.raises(RecipeError) as info:
+        recipes.validate(data)
+    joined = "\n".join(info.value.errors)
+    assert "training.epochs: expected a number, got 'three'" in joined
+    assert "training.optimiser: unknown key" in joined
+    assert "colour: unknown key" in joined
+    assert "Did you mean 'ner'?" in joined
+    assert "method.options.rank: unknown key. Valid keys: r, alpha, dropout, target_modules, bias." in joined
+    assert "method.options.dropout: expected a number" in joined
+    data = {**BASE, "training": {"batch_size": 0}, "data": {"path": "./no/such/dir"}}
+    with pytest.raises(RecipeError) as info:
+        recipes.validate(data)
+    joined = "\n".join(info.value.errors)
+    assert "training.batch_size: must be at least 1" in joined
+    assert "data.path: './no/such/dir' does not exist" in joined
+
+
+def test_missing_task_and_bad_literal():
+    with pytest.raises(RecipeError) as info:
+        recipes.validate({"method": {"name": "lora"}, "training": {"lr_scheduler": "cosin"}})
+    text = str(info.value)
+    assert "task: required, but missing" in text
+    assert "did you mean 'cosine'?" in text
+
+
+def test_yaml_errors_give_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task:\n  name: ner\n method: [\n")
+    with pytest.raises(RecipeError, match="line 3"):
+        recipes.load_yaml(path)
+    path.write_text("- a list\n")
+    with pytest.raises(RecipeError, match="must be a mapping"):
+        recipes.load_yaml(path)
+
+
+def test_yaml_cannot_construct_python_objects(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("task: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(RecipeError, match="invalid YAML"):
+        recipes.load_yaml(path)
+
+
+def test_input_paths_resolve_relative_to_the_recipe(tmp_path, monkeypatch):
+    (tmp_path / "sub" / "data").mkdir(parents=True)
+    recipe = tmp_path / "sub" / "r.yaml"
+    recipe.write_text("task: {name: ner}\nmethod: {name: lora}\ndata: {path: data}\noutput: {dir: out}\n")
+    monkeypatch.chdir(tmp_path)
+    data, source = recipes.compose(str(recipe), {"training.epochs": 2}, ["training.seed=7"])
+    resolved = recipes.validate(data, source)
+    assert resolved.recipe.data.path == str((tmp_path / "sub" / "data").resolve())
+    assert resolved.recipe.output.dir == "out"  # relative to the working directory
+    assert resolved.recipe.training.epochs == 2 and resolved.recipe.training.seed == 7
+
+
+def test_unknown_recipe_name_suggests():
+    with pytest.raises(Exception, match="Did you mean 'ner/minilm_lora'"):
+        recipes.compose("ner/minilm-lora")
+
+
+@pytest.mark.parametrize("name", sorted(registry.recipes()))
+def test_shipped_recipes_validate_and_document_themselves(name):
+    path = registry.get_recipe(name)
+    text = path.read_text()
+    assert text.startswith("#") and "peft-hub run" in text and "peft-hub validate" in text
+    data = recipes.load_yaml(path)
+    if not Path(data["data"]["path"]).exists():
+        pytest.skip(f"{data['data']['path']} is absent")
+    recipes.validate(data, str(path))

@@ -1,0 +1,171 @@
+"""Plugin discovery, registration with provenance, duplicates, unknown names, broken plugins."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import types
+
+import pytest
+
+import peft_hub
+from peft_hub import registry
+from peft_hub.errors import DuplicateNameError, PluginError, UnknownNameError
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """Reload plugins from a controlled set of entry points; restore the real ones after."""
+    real = registry._entry_points()
+
+    def load_with(extra):
+        monkeypatch.setattr(registry, "_entry_points", lambda: real + extra)
+        registry.reset()
+        registry.load_plugins()
+
+    yield load_with
+    monkeypatch.undo()
+    registry.reset()
+    registry.load_plugins()
+
+
+class FakeDist:
+    def __init__(self, name, version="9.9"):
+        self.metadata = {"Name": name}
+        self.version = version
+
+
+class FakeEntryPoint:
+    """Quacks like importlib.metadata.EntryPoint (pytest's DummyEntryPoint pattern)."""
+
+    group = registry.ENTRY_POINT_GROUP
+
+    def __init__(self, name, loader, dist="peft-hub-fake"):
+        self.name, self._loader, self.dist = name, loader, FakeDist(dist)
+
+    def load(self):
+        return self._loader()
+
+
+def _method_plugin(method_name):
+    class FakeMethod(peft_hub.PeftMethod):
+        name = method_name
+        description = "a test method"
+
+    module = types.ModuleType(f"peft_hub_{method_name.replace('-', '_')}")
+
+    @peft_hub.hookimpl
+    def register_methods(register):
+        register(FakeMethod())
+
+    module.register_methods = register_methods
+    return module
+
+
+def test_builtins_come_from_entry_points():
+    names = {ep.name for ep in importlib.metadata.entry_points(group="peft_hub")}
+    assert {"lora", "ner", "classify", "minilm", "builtin-recipes"} <= names
+    assert registry.methods()["lora"].distribution == "peft-hub"
+    assert registry.tasks()["ner"].plugin == "ner"
+
+
+def test_third_party_distribution_is_discovered(fresh_registry):
+    fresh_registry([FakeEntryPoint("fancy", lambda: _method_plugin("fancy-lora"), dist="peft-hub-fancy")])
+    entry = registry.methods()["fancy-lora"]
+    assert entry.plugin == "fancy" and entry.distribution == "peft-hub-fancy"
+    report = registry.plugins_report()
+    row = next(r for r in report["plugins"] if r["name"] == "fancy")
+    assert row["distribution"] == "peft-hub-fancy" and row["version"] == "9.9"
+    assert row["hooks"] == ["register_methods"] and row["registered"] == {"methods": ["fancy-lora"]}
+
+
+def test_duplicate_name_names_both_plugins(fresh_registry):
+    fresh_registry([FakeEntryPoint("copycat", lambda: _method_plugin("lora"), dist="peft-hub-copycat")])
+    with pytest.raises(DuplicateNameError) as info:
+        registry.methods()
+    message = str(info.value)
+    assert "'lora'" in message and "plugin 'lora' (peft-hub)" in message and "plugin 'copycat' (peft-hub-copycat)" in message
+
+
+def test_broken_plugin_is_reported_and_others_still_load(fresh_registry, cli_runner):
+    def boom():
+        raise ImportError("No module named 'missing_dependency'")
+
+    fresh_registry([FakeEntryPoint("broken", boom, dist="peft-hub-broken")])
+    assert "lora" in registry.methods()
+    assert [(f.name, f.distribution) for f in registry.FAILED] == [("broken", "peft-hub-broken")]
+    assert "missing_dependency" in registry.FAILED[0].error
+    from peft_hub.cli import cli
+
+    result = cli_runner.invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    assert "plugin 'broken' (from distribution peft-hub-broken) failed to load" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["failed"][0]["name"] == "broken"
+
+
+def test_misspelled_hook_is_a_failed_plugin(fresh_registry):
+    module = types.ModuleType("peft_hub_typo")
+
+    @peft_hub.hookimpl
+    def register_method(register):  # missing the final "s"
+        pass
+
+    module.register_method = register_method
+    fresh_registry([FakeEntryPoint("typo", lambda: module)])
+    assert [f.name for f in registry.FAILED] == ["typo"]
+    assert "register_method" in registry.FAILED[0].error
+    assert "lora" in registry.methods()
+
+
+def test_bad_names_and_types_are_rejected():
+    class Bad:
+        @peft_hub.hookimpl
+        def register_methods(self, register):
+            register(object())
+
+    registry.pm.register(Bad(), name="bad-type")
+    try:
+        with pytest.raises(PluginError, match="must be an instance of peft_hub.Method"):
+            registry.methods()
+    finally:
+        registry.pm.unregister(name="bad-type")
+
+    class Upper(peft_hub.PeftMethod):
+        name = "LoRA"
+
+    class BadName:
+        @peft_hub.hookimpl
+        def register_methods(self, register):
+            register(Upper())
+
+    registry.pm.register(BadName(), name="bad-name")
+    try:
+        with pytest.raises(PluginError, match="lowercase"):
+            registry.methods()
+    finally:
+        registry.pm.unregister(name="bad-name")
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(UnknownNameError) as info:
+        registry.get_method("lorra")
+    assert "Did you mean 'lora'?" in str(info.value)
+    assert "Valid methods: lora" in str(info.value)
+    with pytest.raises(UnknownNameError, match="Did you mean 'ner'"):
+        registry.get_task("nerr")
+
+
+def test_every_hook_is_documented_in_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    import inspect
+
+    from peft_hub import hookspecs
+
+    specs = [f for name, f in vars(hookspecs).items() if name.startswith("register_")]
+    assert len(specs) >= 5
+    for spec in specs:
+        signature = f"{spec.__name__}({', '.join(inspect.signature(spec).parameters)})"
+        assert signature in readme, signature
