@@ -60,6 +60,21 @@ def find_split_files(directory: str | Path) -> dict[str, Path]:
     return result
 
 
+def split_files(data: Any) -> dict[str, Path]:
+    """The files named by a recipe's ``data`` section: ``data.path`` (a directory of split files
+    or a single training file), then ``data.train`` / ``validation`` / ``test`` on top."""
+    files: dict[str, Path] = {}
+    if data.path:
+        path = Path(data.path)
+        files = find_split_files(path) if path.is_dir() else {"train": path}
+    for split in SPLIT_NAMES:
+        if getattr(data, split):
+            files[split] = Path(getattr(data, split))
+    if "train" not in files:
+        raise DataError("No training data: pass --data DIR (or data.train=FILE).")
+    return files
+
+
 def read_lines(path: str | Path) -> list[str]:
     """Lines of a UTF-8 text file (a BOM is ignored); bad bytes are reported with their line."""
     path = Path(path)

@@ -81,3 +81,11 @@ def load_pretrained(loader: Callable[..., Any], path: str, **kwargs: Any) -> Any
         return loader.from_pretrained(path, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise _translate(path, "weights", exc) from None
+
+
+def load_with_head(auto_class: Any, path: str, labels: list[str], **kwargs: Any) -> Any:
+    """A classification-style model (``AutoModelFor...``) with a fresh head for ``labels``."""
+    return load_pretrained(
+        auto_class, path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)}, **kwargs,
+    )

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import peft_hub
 from peft_hub import DataError, option
-from peft_hub.data import find_split_files, is_saved_dataset, load_dataset_splits, read_jsonl, read_lines
+from peft_hub.data import is_saved_dataset, load_dataset_splits, read_jsonl, read_lines, split_files
+from peft_hub.models import load_with_head
 
 log = logging.getLogger("peft_hub.classify")
 TEXT_NAMES = ("text", "sentence", "content", "review", "document")
@@ -142,15 +143,7 @@ class Classify(peft_hub.Task):
                         e.label = names[int(e.label)]
                 splits[name] = examples
             return splits
-        files: dict[str, Path] = {}
-        if data.path:
-            path = Path(data.path)
-            files = find_split_files(path) if path.is_dir() else {"train": path}
-        for split in ("train", "validation", "test"):
-            if getattr(data, split):
-                files[split] = Path(getattr(data, split))
-        if "train" not in files:
-            raise DataError("No training data: pass --data DIR (or data.train=FILE).")
+        files = split_files(data)
         splits = {}
         for split, path in files.items():
             examples = read_file(path, data.format, options)
@@ -180,12 +173,7 @@ class Classify(peft_hub.Task):
     def build_model(self, model_path, labels, **load_kwargs):
         from transformers import AutoModelForSequenceClassification
 
-        from peft_hub.models import load_pretrained
-
-        return load_pretrained(
-            AutoModelForSequenceClassification, model_path, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)}, **load_kwargs,
-        )
+        return load_with_head(AutoModelForSequenceClassification, model_path, labels, **load_kwargs)
 
     def collator(self, tokenizer):
         from transformers import DataCollatorWithPadding

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import peft_hub
 from peft_hub import DataError, option
-from peft_hub.data import TaggedSentence, find_split_files, is_saved_dataset, load_dataset_splits, read_columns, read_jsonl
+from peft_hub.data import TaggedSentence, is_saved_dataset, load_dataset_splits, read_columns, read_jsonl, split_files
+from peft_hub.models import load_with_head
 
 log = logging.getLogger("peft_hub.ner")
 TAG_RE = re.compile(r"^(?:O|([BIESLU])-(.+))$")
@@ -148,15 +149,7 @@ class Ner(peft_hub.Task):
             raw = _from_datasets(data.path)
             sources = {name: f"{data.path} ({name})" for name in raw}
         else:
-            files: dict[str, Path] = {}
-            if data.path:
-                path = Path(data.path)
-                files = find_split_files(path) if path.is_dir() else {"train": path}
-            for split in ("train", "validation", "test"):
-                if getattr(data, split):
-                    files[split] = Path(getattr(data, split))
-            if "train" not in files:
-                raise DataError("No training data: pass --data DIR (or data.train=FILE).")
+            files = split_files(data)
             raw = {split: _read_file(path, data.format) for split, path in files.items()}
             sources = {split: str(path) for split, path in files.items()}
         for split, sentences in raw.items():
@@ -237,12 +230,7 @@ class Ner(peft_hub.Task):
     def build_model(self, model_path, labels, **load_kwargs):
         from transformers import AutoModelForTokenClassification
 
-        from peft_hub.models import load_pretrained
-
-        return load_pretrained(
-            AutoModelForTokenClassification, model_path, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)}, **load_kwargs,
-        )
+        return load_with_head(AutoModelForTokenClassification, model_path, labels, **load_kwargs)
 
     def collator(self, tokenizer):
         from transformers import DataCollatorForTokenClassification
