@@ -212,6 +212,22 @@ def load_run(directory: str | Path, expect_task: str | None = None) -> LoadedRun
     return LoadedRun(resolved, model, tokenizer, labels, directory)
 
 
+def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> Path:
+    """Fold a run's method into the base weights: a plain transformers model + tokenizer that
+    loads with ``AutoModelFor....from_pretrained``. Raises for methods that cannot merge."""
+    output = Path(output)
+    loaded = load_run(run_dir)
+    method = loaded.resolved.method
+    if method.cannot_merge:  # say so before any work
+        method.merge(loaded.model)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise RunDirError(f"{output} is not empty. Choose another --output or pass --overwrite.")
+    merged = method.merge(loaded.model)
+    merged.save_pretrained(str(output), safe_serialization=True)
+    loaded.tokenizer.save_pretrained(str(output))
+    return output
+
+
 def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False) -> dict:
     """Scores of a finished run on every split of ``data``."""
     loaded = load_run(run_dir)

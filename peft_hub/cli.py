@@ -250,6 +250,26 @@ def predict(run_dir, texts, input_, json_):
         click.echo(loaded.resolved.task.format_prediction(text, prediction))
 
 
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub merge runs/x --output merged/x
+  python -c "from transformers import AutoModelForTokenClassification as M; M.from_pretrained('merged/x')"
+""")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--output", "-o", required=True, help="Directory for the merged model and tokenizer.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output.")
+def merge(run_dir, output, overwrite):
+    """Merge a run's adapter into the base weights: a plain transformers model.
+
+    Works for lora, ia3, full and freeze; adapter and prefix add computation that no weight can
+    absorb, and say so. The base is always reloaded in full precision before merging."""
+    from . import adapt
+
+    out = adapt.merge(run_dir, output, overwrite)
+    click.echo(f"Merged model and tokenizer written to {out}; load it with AutoModelFor...from_pretrained({str(out)!r}).")
+
+
 # -- what is installed ------------------------------------------------------------------------------
 
 

@@ -9,8 +9,10 @@ methods peft lacks (peft's method list is a closed enum).
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .errors import PeftHubError, RunDirError
 from .options import Options
 
 if TYPE_CHECKING:
@@ -41,9 +43,18 @@ class Method:
         """Return the freshly built base ``model`` with the weights saved by :meth:`save`."""
         raise NotImplementedError
 
+    #: Why :meth:`merge` is impossible for this method (None: it can merge).
+    cannot_merge: ClassVar[str | None] = "this method does not implement merging"
+
+    def merge(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A plain transformers model with the method folded into its weights."""
+        raise PeftHubError(f"Method {self.name!r} cannot be merged: {self.cannot_merge}.")
+
 
 class PeftMethod(Method):
     """A method that peft implements: subclasses only build the ``PeftConfig``."""
+
+    cannot_merge = None
 
     def peft_config(self, options: Any, task: Task, model: torch.nn.Module) -> PeftConfig:
         raise NotImplementedError
@@ -63,3 +74,47 @@ class PeftMethod(Method):
         from peft import PeftModel
 
         return PeftModel.from_pretrained(model, str(directory), is_trainable=False)
+
+    def merge(self, model):
+        if self.cannot_merge:
+            return super().merge(model)
+        return model.merge_and_unload()
+
+
+def train_only(model: torch.nn.Module, trainable: Callable[[str], bool]) -> None:
+    """Freeze every parameter whose name ``trainable(name)`` rejects; unfreeze the others."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(trainable(name))
+
+
+class StateDictMethod(Method):
+    """An in-house method: :meth:`apply` changes the model in place and leaves only what trains
+    with ``requires_grad``; the trained state is exactly those parameters, saved as safetensors
+    and loaded back after :meth:`apply` on a fresh model."""
+
+    weights_file: ClassVar[str] = "method_model.safetensors"
+
+    def save(self, model, directory):
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+        save_file(state, str(directory / self.weights_file), metadata={"peft_hub_method": self.name})
+
+    def load(self, model, directory, options, task):
+        from safetensors.torch import load_file
+
+        path = directory / self.weights_file
+        if not path.exists():
+            raise RunDirError(f"{directory} has no {self.weights_file}: it was not saved by the {self.name!r} method.")
+        model = self.apply(model, options, task)
+        state = load_file(str(path))
+        expected = {name for name, p in model.named_parameters() if p.requires_grad}
+        if set(state) != expected:
+            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise RunDirError(
+                f"{path} does not match the model: missing {missing[:3]}, unexpected {extra[:3]}. "
+                "Was the run trained on another base model?"
+            )
+        model.load_state_dict(state, strict=False)
+        return model

@@ -89,3 +89,23 @@ def load_with_head(auto_class: Any, path: str, labels: list[str], **kwargs: Any)
         auto_class, path, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)}, **kwargs,
     )
+
+
+def encoder_layers(model: Any) -> list[Any]:
+    """The transformer blocks of a BERT-family encoder (BERT, RoBERTa, MiniLM, ELECTRA, DeBERTa ...),
+    bottom to top, each with ``.attention.output.dense`` and ``.output.dense``.
+
+    Raises :class:`ModelError` naming the architecture when the model is laid out otherwise."""
+    base = getattr(model, "base_model", model)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None or not len(layers) or not all(
+        hasattr(getattr(layer, "attention", None), "output") and hasattr(getattr(layer, "output", None), "dense")
+        for layer in layers
+    ):
+        arch = type(model).__name__
+        raise ModelError(
+            f"Cannot locate the encoder layers of {arch}: expected BERT-style blocks at "
+            "encoder.layer[i] with attention.output.dense and output.dense (BERT, RoBERTa, MiniLM, "
+            "ELECTRA, DeBERTa). Use a method that works by module name instead, e.g. lora."
+        )
+    return list(layers)

@@ -189,6 +189,41 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def parse_component(text: str) -> tuple[str, dict]:
+    """AdapterHub-style component strings: ``"lora[r=16,alpha=32,target_modules=all-linear]"``
+    -> ``("lora", {"r": 16, "alpha": 32, "target_modules": "all-linear"})``. Values are YAML, so
+    ``target_modules=[query,value]`` gives a list."""
+    text = text.strip()
+    if "[" not in text:
+        return text, {}
+    if not text.endswith("]"):
+        raise RecipeError([f"{text!r}: expected NAME[key=value,...] ending with ']'"], "component string")
+    name, body = text[:-1].split("[", 1)
+    parts, depth, current = [], 0, ""
+    for char in body:
+        depth += char in "[{"
+        depth -= char in "]}"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    options, errors = {}, []
+    for part in filter(str.strip, parts):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            errors.append(f"{text!r}: {part.strip()!r} must be key=value")
+            continue
+        try:
+            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            errors.append(f"{text!r}: cannot read the value of {key.strip()!r}: {value!r}")
+    if errors:
+        raise RecipeError(errors, "component string")
+    return name.strip(), options
+
+
 def set_dotted(data: dict, dotted: str, value: Any) -> None:
     """Set ``data["a"]["b"] = value`` for ``"a.b"``, creating mappings on the way (CLI flags)."""
     *parents, last = dotted.split(".")
@@ -210,8 +245,13 @@ def compose(recipe: str | Path | None, flags: dict[str, Any] | None = None, over
         data = load_yaml(path)
         source = str(path)
     for dotted, value in (flags or {}).items():
-        if value is not None:
-            set_dotted(data, dotted, value)
+        if value is None:
+            continue
+        if dotted in ("method.name", "task.name") and "[" in value:
+            value, component_options = parse_component(value)
+            section = dotted.split(".")[0]
+            set_dotted(data, f"{section}.options", {**(data.get(section, {}).get("options") or {}), **component_options})
+        set_dotted(data, dotted, value)
     return apply_overrides(data, list(overrides or [])), source
 
 

@@ -118,3 +118,16 @@ def test_shipped_recipes_validate_and_document_themselves(name):
     if not Path(data["data"]["path"]).exists():
         pytest.skip(f"{data['data']['path']} is absent")
     recipes.validate(data, str(path))
+
+
+def test_method_strings():
+    assert recipes.parse_component("lora") == ("lora", {})
+    assert recipes.parse_component("lora[r=16,alpha=32,target_modules=all-linear]") == (
+        "lora", {"r": 16, "alpha": 32, "target_modules": "all-linear"})
+    assert recipes.parse_component("lora[target_modules=[query,value], dropout=0]") == (
+        "lora", {"target_modules": ["query", "value"], "dropout": 0})
+    with pytest.raises(RecipeError, match="'r' must be key=value"):
+        recipes.parse_component("lora[r]")
+    data, _ = recipes.compose(None, {"method.name": "lora[r=4]", "task.name": "ner"}, ["method.options.alpha=8"])
+    resolved = recipes.validate(data)
+    assert (resolved.method.name, resolved.method_options.r, resolved.method_options.alpha) == ("lora", 4, 8.0)

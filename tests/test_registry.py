@@ -151,7 +151,7 @@ def test_unknown_name_suggests_the_closest():
     with pytest.raises(UnknownNameError) as info:
         registry.get_method("lorra")
     assert "Did you mean 'lora'?" in str(info.value)
-    assert "Valid methods: lora" in str(info.value)
+    assert "Valid methods: " in str(info.value) and " lora, " in str(info.value)
     with pytest.raises(UnknownNameError, match="Did you mean 'ner'"):
         registry.get_task("nerr")
 
@@ -169,3 +169,35 @@ def test_every_hook_is_documented_in_readme():
     for spec in specs:
         signature = f"{spec.__name__}({', '.join(inspect.signature(spec).parameters)})"
         assert signature in readme, signature
+
+
+def test_example_third_party_plugin_installs_and_trains(tmp_path, tiny_model, cli_runner, monkeypatch):
+    """examples/peft-hub-dora, made importable with real distribution metadata (what pip writes)."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "peft-hub-dora"
+    site = tmp_path / "site"
+    info = site / "peft_hub_dora-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    shutil.copy(example / "peft_hub_dora.py", site)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: peft-hub-dora\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[peft_hub]\ndora = peft_hub_dora\n")
+    monkeypatch.syspath_prepend(str(site))
+    registry.reset()
+    try:
+        from peft_hub.cli import cli
+
+        report = json.loads(cli_runner.invoke(cli, ["plugins"]).stdout)
+        row = next(r for r in report["plugins"] if r["name"] == "dora")
+        assert row["distribution"] == "peft-hub-dora" and row["registered"] == {"methods": ["dora"]}
+        result = cli_runner.invoke(cli, ["adapt", "--method", "dora[r=4]", "--task", "ner", "--model", str(tiny_model),
+                                         "--output", str(tmp_path / "run"), "--epochs", "1", "--quiet", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["trainable_params"] > 0
+    finally:
+        monkeypatch.undo()
+        sys.modules.pop("peft_hub_dora", None)
+        registry.reset()
+        registry.load_plugins()

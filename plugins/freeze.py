@@ -1,0 +1,48 @@
+"""Partial fine-tuning: only the top K encoder layers and the task head train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import peft_hub
+from peft_hub import option
+from peft_hub.methods import StateDictMethod, train_only
+from peft_hub.models import encoder_layers
+
+
+@dataclass
+class FreezeOptions(peft_hub.Options):
+    top_layers: int = option(2, "How many of the top encoder layers train (0: only the head).")
+
+    def check(self) -> list[str]:
+        return [] if self.top_layers >= 0 else [f"top_layers: must be 0 or more, got {self.top_layers}"]
+
+
+class Freeze(StateDictMethod):
+    name = "freeze"
+    description = "Partial fine-tuning: the top K encoder layers and the head train, the rest is frozen."
+    Options = FreezeOptions
+    default_learning_rate = 1e-4
+    cannot_merge = None
+
+    def apply(self, model, options, task):
+        layers = encoder_layers(model)
+        if options.top_layers > len(layers):
+            raise peft_hub.PeftHubError(
+                f"method.options.top_layers={options.top_layers}, but the model has {len(layers)} layers. "
+                f"Use at most {len(layers)} (or the method 'full')."
+            )
+        train_only(model, lambda name: False)
+        for layer in layers[len(layers) - options.top_layers:]:
+            layer.requires_grad_(True)
+        for name in task.head_modules(model):
+            model.get_submodule(name).requires_grad_(True)
+        return model
+
+    def merge(self, model):
+        return model
+
+
+@peft_hub.hookimpl
+def register_methods(register):
+    register(Freeze())

@@ -1,0 +1,26 @@
+"""Full fine-tuning: every weight trains. The baseline every parameter-efficient method is
+measured against; its saved state is the whole model."""
+
+from __future__ import annotations
+
+import peft_hub
+from peft_hub.methods import StateDictMethod, train_only
+
+
+class Full(StateDictMethod):
+    name = "full"
+    description = "Full fine-tuning: every weight of the encoder and the head trains."
+    default_learning_rate = 5e-5
+    cannot_merge = None
+
+    def apply(self, model, options, task):
+        train_only(model, lambda name: True)
+        return model
+
+    def merge(self, model):
+        return model  # already a plain transformers model
+
+
+@peft_hub.hookimpl
+def register_methods(register):
+    register(Full())

@@ -1,0 +1,42 @@
+"""Prefix tuning (Li & Liang, 2021) through peft: trainable key/value vectors prepended to the
+attention of every layer; the base model is untouched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import peft_hub
+from peft_hub import option
+
+
+@dataclass
+class PrefixOptions(peft_hub.Options):
+    num_virtual_tokens: int = option(20, "Length of the prefix (virtual tokens per layer).")
+    projection: bool = option(False, "Reparametrise the prefix through a 2-layer MLP (more stable, more parameters while training).")
+    projection_hidden: int = option(128, "Hidden size of that MLP.")
+
+    def check(self) -> list[str]:
+        return [] if self.num_virtual_tokens >= 1 else [f"num_virtual_tokens: must be at least 1, got {self.num_virtual_tokens}"]
+
+
+class Prefix(peft_hub.PeftMethod):
+    name = "prefix"
+    description = "Prefix tuning: trainable key/value prefixes in every attention layer (peft)."
+    Options = PrefixOptions
+    default_learning_rate = 1e-2
+    cannot_merge = "the prefix is extra key/value vectors attended to at inference, not a change of any weight"
+
+    def peft_config(self, options, task, model):
+        from peft import PrefixTuningConfig
+
+        return PrefixTuningConfig(
+            task_type=task.peft_task_type,
+            num_virtual_tokens=options.num_virtual_tokens,
+            prefix_projection=options.projection,
+            encoder_hidden_size=options.projection_hidden,
+        )
+
+
+@peft_hub.hookimpl
+def register_methods(register):
+    register(Prefix())
