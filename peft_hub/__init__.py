@@ -15,6 +15,7 @@ Importing this package is cheap: torch, transformers and peft load only when a r
 from .errors import DataError, ModelError, PeftHubError, RecipeError, RunDirError, UnknownNameError
 from .hookspecs import hookimpl
 from .methods import Method, PeftMethod
+from .objectives import Objective
 from .options import Options, option
 from .tasks import Splits, Task
 
@@ -25,6 +26,7 @@ __all__ = [
     "Method",
     "PeftMethod",
     "Task",
+    "Objective",
     "Splits",
     "Options",
     "option",

@@ -26,7 +26,7 @@ import yaml
 
 from . import __version__, models, recipes
 from . import options as opts
-from .errors import ModelError, RunDirError
+from .errors import RunDirError
 from .recipes import DataConfig, Resolved
 
 Echo = Callable[[str], None]
@@ -70,15 +70,6 @@ def count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def _check_vocab(tokenizer: Any, model: Any, model_path: str) -> None:
-    vocab = getattr(model.config, "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
-        raise ModelError(
-            f"The tokenizer of {model_path} has {len(tokenizer)} tokens but the model's embeddings hold "
-            f"{vocab}: they do not belong together. Use the tokenizer saved with the model."
-        )
-
-
 def _prefixed(metrics: dict, prefix: str) -> dict:
     """Trainer reports ``eval_f1``; keep the task's own names (``f1``) in metrics.json."""
     skip = {"runtime", "samples_per_second", "steps_per_second", "num_input_tokens_seen"}
@@ -117,7 +108,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     model_path = models.resolve(recipe.model.name)
     tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
 
-    from .train import FeatureDataset, build_trainer
+    from .train import FeatureDataset, task_trainer
 
     splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
     limits = {"train": recipe.data.max_train_samples, "validation": recipe.data.max_eval_samples, "test": recipe.data.max_eval_samples}
@@ -130,13 +121,13 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     )
 
     model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code)
-    _check_vocab(tokenizer, model, model_path)
+    models.check_vocab(tokenizer, model, model_path)
     model = method.apply(model, resolved.method_options, task)
     trainable, total = count_parameters(model)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
 
     dev = features.get("validation")
-    trainer = build_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet)
+    trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet)
     result = trainer.train()
     model = trainer.model
     runtime = result.metrics["train_runtime"] - trainer.clock.excluded
@@ -235,7 +226,7 @@ def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False) -> dict
     splits = task.read_data(data, loaded.resolved.task_options)
     if data.max_eval_samples:
         splits = {name: ex[: data.max_eval_samples] for name, ex in splits.items()}
-    from .train import FeatureDataset, build_trainer
+    from .train import FeatureDataset, task_trainer
 
     results = {}
     for name, examples in splits.items():
@@ -247,8 +238,8 @@ def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False) -> dict
                 f"The run knows: {', '.join(loaded.labels)}."
             )
         features = FeatureDataset(task.encode(examples, loaded.tokenizer, loaded.labels, loaded.resolved.task_options))
-        trainer = build_trainer(loaded.resolved, loaded.model, loaded.tokenizer, features, None, loaded.labels,
-                                Path(run_dir) / "evaluate", quiet=quiet)
+        trainer = task_trainer(loaded.resolved, loaded.model, loaded.tokenizer, features, None, loaded.labels,
+                               Path(run_dir) / "evaluate", quiet=quiet)
         scores = trainer.evaluate(eval_dataset=features, metric_key_prefix=name)
         results[name] = _prefixed(scores, name + "_")
     shutil.rmtree(Path(run_dir) / "evaluate", ignore_errors=True)

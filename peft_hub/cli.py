@@ -70,18 +70,50 @@ def cli():
 # -- running ----------------------------------------------------------------------------------------
 
 
-def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool) -> None:
-    from . import adapt, recipes
+def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool, kind: str | None = None) -> None:
+    from . import recipes
 
     _setup_logging(quiet)
     data, source = recipes.compose(recipe, flags, list(overrides))
-    resolved = recipes.validate(data, source)
-    trained = adapt.run(resolved, quiet=quiet, echo=_echo(quiet))
-    out, metrics = trained.directory, trained.metrics
+    resolved = recipes.validate_any(data, source)
+    if isinstance(resolved, recipes.Pipeline):
+        if kind:
+            raise click.UsageError(f"{source} has stages; run it with `peft-hub run`.")
+        outputs: dict[str, str] = {}
+        for index, (name, _) in enumerate(resolved.stages):
+            stage = resolved.resolved_stage(index, outputs)
+            click.echo(f"== stage {name} ({stage.kind}) ==", err=True)
+            outputs[name] = _run_one(stage, quiet, as_json)
+        return
+    if kind and resolved.kind != kind:
+        raise click.UsageError(f"{source} is a {resolved.kind} recipe; run it with `peft-hub {resolved.kind}` or `peft-hub run`.")
+    _run_one(resolved, quiet, as_json)
+
+
+def _run_one(resolved, quiet: bool, as_json: bool) -> str:
+    from . import adapt, pretrain
+
+    if resolved.kind == "pretrain":
+        out, metrics = pretrain.run(resolved, quiet=quiet, echo=_echo(quiet))
+        summary = _pretrain_summary
+    else:
+        trained = adapt.run(resolved, quiet=quiet, echo=_echo(quiet))
+        out, metrics, summary = trained.directory, trained.metrics, _summary
     if as_json:
         click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
     else:
-        click.echo(_summary(out, metrics))
+        click.echo(summary(out, metrics))
+    return str(out)
+
+
+def _pretrain_summary(out: Path, metrics: dict) -> str:
+    return "\n".join([
+        f"\nModel saved to {out}",
+        f"held-out perplexity {metrics['perplexity_before']:.2f} -> {metrics['perplexity_after']:.2f} "
+        f"({metrics['heldout_masked_tokens']:,} masked tokens)",
+        f"{metrics['train_steps']} steps in {metrics['train_runtime_s']:.1f} s, {metrics['train_tokens_per_s'] or 0:,.0f} tokens/s",
+        f"Next: peft-hub adapt --model {out} --method lora --task ner --data DIR",
+    ])
 
 
 def _summary(out: Path, metrics: dict) -> str:
@@ -148,7 +180,55 @@ def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_s
     }
     if recipe is None and not (method and task):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
-    _run_recipe(recipe, flags, overrides, quiet, json_)
+    _run_recipe(recipe, flags, overrides, quiet, json_, kind="adapt")
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub pretrain --objective mlm --data ../shared/data/ncbi_disease_abstracts --max-steps 300 --output runs/dapt
+  peft-hub pretrain --objective wwm --data corpus/ --text-field body --block-size 256 --method lora
+  peft-hub adapt --model runs/dapt --method lora --task ner --data ../shared/data/NCBI-disease-IOB
+""")
+@click.option("--objective", help="Self-supervised objective (see `peft-hub objectives list`)  [default: mlm]")
+@click.option("--method", "-m", help="How the encoder trains  [default: full]")
+@click.option("--model", help="Base model: alias, local directory or hub id  [default: minilm]")
+@click.option("--data", "-d", multiple=True, help="Text files, folders, a saved dataset or hub id (repeatable).")
+@click.option("--validation", help="Held-out text file  [default: valid*/dev* beside the data, else every 20th document]")
+@click.option("--validation-split", type=float, help="Share of documents held out when there is no validation file.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "jsonl", "pubtator"]), help="How to read the files.")
+@click.option("--text-field", help="JSONL key / dataset column with the text.")
+@click.option("--block-size", type=int, help="Tokens per sequence.")
+@click.option("--line-by-line", is_flag=True, default=None, help="One document per sequence instead of packed blocks.")
+@click.option("--streaming", is_flag=True, default=None, help="Read the corpus lazily (needs --max-steps).")
+@click.option("--output", "-o", help="Output model directory  [default: runs/pretrain-<objective>-<time>]")
+@click.option("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
+@click.option("--epochs", type=float, help="Passes over the text.")
+@click.option("--batch-size", type=int, help="Sequences per step.")
+@click.option("--lr", type=float, help="Peak learning rate  [default: the method's]")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--recipe", "-r", help="Start from this recipe (file or name).")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
+@quiet_option
+@json_option
+@overrides_argument
+def pretrain(objective, method, model, data, validation, validation_split, fmt, text_field, block_size, line_by_line,
+             streaming, output, max_steps, epochs, batch_size, lr, seed, recipe, overwrite, quiet, json_, overrides):
+    """Continue pretraining an encoder on unlabelled text with a self-supervised objective.
+
+    Reports held-out perplexity before and after; the output directory is a model that
+    `peft-hub adapt --model` takes. A model without a pretraining head gets a fresh one that
+    warms up alone first.
+    """
+    flags = {
+        "objective.name": objective or (None if recipe else "mlm"), "method.name": method, "model.name": model,
+        "data.path": list(data) or None, "data.validation": validation, "data.validation_split": validation_split,
+        "data.format": fmt, "data.text_field": text_field, "data.block_size": block_size,
+        "data.line_by_line": line_by_line, "data.streaming": streaming, "output.dir": output,
+        "training.max_steps": max_steps, "training.epochs": epochs, "training.batch_size": batch_size,
+        "training.learning_rate": lr, "training.seed": seed, "output.overwrite": overwrite,
+    }
+    _run_recipe(recipe, flags, overrides, quiet, json_, kind="pretrain")
 
 
 @cli.command(epilog="""
@@ -162,7 +242,9 @@ Examples:
 @quiet_option
 @json_option
 def run(recipe, overrides, quiet, json_):
-    """Run a recipe (a YAML file or a registered name), refined by KEY=VALUE overrides."""
+    """Run a recipe (a YAML file or a registered name), refined by KEY=VALUE overrides.
+
+    An adapt recipe has a `task` section, a pretrain recipe an `objective` section."""
     _run_recipe(recipe, {}, overrides, quiet, json_)
 
 
@@ -180,11 +262,15 @@ def validate(recipe, overrides, show):
     from . import recipes
 
     data, source = recipes.compose(recipe, {}, list(overrides))
-    resolved = recipes.validate(data, source)
-    if show:
-        click.echo(recipes.dump(resolved), nl=False)
-    else:
-        click.echo(f"{source}: valid ({resolved.task.name} with {resolved.method.name} on {resolved.recipe.model.name}).")
+    resolved = recipes.validate_any(data, source)
+    stages = resolved.stages if isinstance(resolved, recipes.Pipeline) else [(None, resolved)]
+    for name, stage in stages:
+        if show:
+            click.echo((f"# stage {name}\n" if name else "") + recipes.dump(stage), nl=False)
+        else:
+            what = (stage.task or stage.objective).name
+            label = f"stage {name!r}: " if name else ""
+            click.echo(f"{source}: {label}valid {stage.kind} recipe ({what} with {stage.method.name} on {stage.recipe.model.name}).")
 
 
 # -- using a finished run ---------------------------------------------------------------------------
@@ -321,6 +407,18 @@ def tasks():
 def tasks_list(json_):
     """List tasks with their options."""
     _describe(registry.tasks(), json_)
+
+
+@cli.group()
+def objectives():
+    """Self-supervised pretraining objectives."""
+
+
+@objectives.command(name="list")
+@json_option
+def objectives_list(json_):
+    """List objectives with their options."""
+    _describe(registry.objectives(), json_)
 
 
 @cli.group()

@@ -18,10 +18,11 @@ from .errors import DataError
 
 SPLIT_NAMES = {
     "train": ("train", "training"),
-    "validation": ("dev", "devel", "valid", "validation", "val"),
+    "validation": ("dev", "devel", "develop", "valid", "validation", "val"),
     "test": ("test", "testing"),
 }
 _IGNORED = {"readme", "source", "license", "licence"}
+_SET_RE = re.compile(r"[a-z0-9]*?(train|dev|develop|valid|test)set")  # NCBItrainset_corpus.txt
 
 
 def find_split_files(directory: str | Path) -> dict[str, Path]:
@@ -36,6 +37,7 @@ def find_split_files(directory: str | Path) -> dict[str, Path]:
         if not path.is_file() or path.name.startswith("."):
             continue
         parts = {p.lower() for p in re.split(r"[._\-\s]+", path.name) if p}
+        parts |= {m.group(1) for p in parts if (m := _SET_RE.fullmatch(p))}
         if parts & _IGNORED or path.suffix.lower() == ".md":
             continue
         for split, words in SPLIT_NAMES.items():

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import click
 
     from .methods import Method
+    from .objectives import Objective
     from .tasks import Task
 
 PROJECT = "peft_hub"
@@ -47,6 +48,14 @@ def register_tasks(register: Callable[[Task], None]) -> None:
     """Register task heads (NER, classification, ...).
 
     :param register: call ``register(task)`` once per :class:`peft_hub.Task` instance.
+    """
+
+
+@hookspec
+def register_objectives(register: Callable[[Objective], None]) -> None:
+    """Register self-supervised pretraining objectives (masked LM, whole-word masking, ...).
+
+    :param register: call ``register(objective)`` once per :class:`peft_hub.Objective` instance.
     """
 
 

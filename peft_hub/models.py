@@ -109,3 +109,12 @@ def encoder_layers(model: Any) -> list[Any]:
             "ELECTRA, DeBERTa). Use a method that works by module name instead, e.g. lora."
         )
     return list(layers)
+
+
+def check_vocab(tokenizer: Any, model: Any, model_path: str) -> None:
+    vocab = getattr(model.config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise ModelError(
+            f"The tokenizer of {model_path} has {len(tokenizer)} tokens but the model's embeddings hold "
+            f"{vocab}: they do not belong together. Use the tokenizer saved with the model."
+        )

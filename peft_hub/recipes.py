@@ -9,6 +9,7 @@ relative to the current directory.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,55 @@ class Recipe(Options):
     description: str = option("", "One line saying what this recipe is for.")
 
 
+@dataclass
+class TextDataConfig(Options):
+    path: list[str] | str | None = option(None, "Text: .txt files or folders (one document per line), JSONL, PubTator, a saved `datasets` dir or a hub id; several allowed.")
+    validation: str | None = option(None, "Held-out text file. Unset: a file named like valid*/dev* next to the data, else every k-th document (validation_split).")
+    format: Literal["auto", "text", "jsonl", "pubtator"] = option("auto", "How to read the files; auto: by suffix and content.")
+    text_field: str = option("text", "JSONL key / dataset column holding the text.")
+    paragraphs: bool = option(False, "Plain text: documents are blank-line separated paragraphs (default: one per line).")
+    validation_split: float = option(0.05, "Share of documents held out when there is no validation file.")
+    block_size: int = option(128, "Tokens per training sequence ([CLS] and [SEP] included).")
+    line_by_line: bool = option(False, "One document per sequence (truncated) instead of concatenating and cutting into blocks.")
+    streaming: bool = option(False, "Read and tokenize lazily (corpora larger than memory); needs training.max_steps.")
+    max_train_samples: int | None = option(None, "Use only the first N training blocks.")
+    max_eval_samples: int | None = option(2000, "Use at most N held-out blocks.")
+
+    def check(self) -> list[str]:
+        errors = []
+        if self.path is None or self.path == []:
+            errors.append("path: required: the text to pretrain on (--data PATH)")
+        if not 0 <= self.validation_split < 1:
+            errors.append(f"validation_split: must be in [0, 1), got {self.validation_split}")
+        if self.block_size < 8:
+            errors.append(f"block_size: must be at least 8, got {self.block_size}")
+        return errors
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path or [])
+
+
+@dataclass
+class PretrainTrainingConfig(TrainingConfig):
+    head_warmup_steps: int = option(100, "If the model has no pretraining head: train only the fresh head for this many steps first.")
+    eval_steps: int | None = option(None, "Evaluate held-out loss every N steps (unset: 5 times per run).")
+    early_stopping_patience: int | None = option(3, "Stop after N evaluations without a better held-out loss (null: never).")
+
+
+@dataclass
+class PretrainRecipe(Options):
+    """A complete, validated description of a ``pretrain`` run."""
+
+    objective: ComponentConfig = option(help="The self-supervised objective, e.g. {name: mlm}.")
+    method: ComponentConfig = dataclasses.field(default_factory=lambda: ComponentConfig("full"), metadata={"help": "How the encoder trains (default: full)."})
+    model: ModelConfig = option(ModelConfig, "The base model.")
+    data: TextDataConfig = option(TextDataConfig, "The unlabelled text.")
+    training: PretrainTrainingConfig = option(PretrainTrainingConfig, "Optimisation settings.")
+    output: OutputConfig = option(OutputConfig, "Where results go.")
+    description: str = option("", "One line saying what this recipe is for.")
+
+
 # -- building the raw mapping --------------------------------------------------------------------
 
 
@@ -128,11 +178,17 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def _resolve_relative(data: dict, base: Path) -> None:
+    if isinstance(data.get("stages"), dict):
+        for stage in data["stages"].values():
+            if isinstance(stage, dict):
+                _resolve_relative(stage, base)
     section = data.get("data")
     if isinstance(section, dict):
         for key in ("path", "train", "validation", "test"):
             value = section.get(key)
-            if isinstance(value, str) and not os.path.isabs(value) and (base / value).exists():
+            if isinstance(value, list):
+                section[key] = [str((base / v).resolve()) if isinstance(v, str) and not os.path.isabs(v) and (base / v).exists() else v for v in value]
+            elif isinstance(value, str) and not os.path.isabs(value) and (base / value).exists():
                 section[key] = str((base / value).resolve())
     model = data.get("model")
     if isinstance(model, dict) and isinstance(model.get("name"), str):
@@ -260,13 +316,20 @@ def compose(recipe: str | Path | None, flags: dict[str, Any] | None = None, over
 
 @dataclass
 class Resolved:
-    """A validated recipe with its components looked up and their options parsed."""
+    """A validated recipe with its components looked up and their options parsed. ``task`` is
+    set for an ``adapt`` recipe, ``objective`` for a ``pretrain`` recipe."""
 
-    recipe: Recipe
-    task: Any
-    task_options: Any
+    recipe: Any
     method: Any
     method_options: Any
+    task: Any = None
+    task_options: Any = None
+    objective: Any = None
+    objective_options: Any = None
+
+    @property
+    def kind(self) -> str:
+        return "pretrain" if self.objective is not None else "adapt"
 
     @property
     def learning_rate(self) -> float:
@@ -275,8 +338,9 @@ class Resolved:
     def to_dict(self) -> dict:
         """The fully resolved recipe (every default spelled out), as saved in a run dir."""
         out = opts.to_dict(self.recipe)
-        out["task"]["options"] = opts.to_dict(self.task_options)
-        out["method"]["options"] = opts.to_dict(self.method_options)
+        for kind in ("task", "objective", "method"):
+            if getattr(self, kind) is not None:
+                out[kind]["options"] = opts.to_dict(getattr(self, f"{kind}_options"))
         out["training"]["learning_rate"] = self.learning_rate
         return out
 
@@ -288,11 +352,15 @@ def _looks_like_path(value: str) -> bool:
 
 
 def validate(data: dict, source: str = "recipe") -> Resolved:
-    """Check everything that can be checked without loading a model or data; raise all errors."""
-    recipe, errors = opts.parse(Recipe, data)
-    found = {}
-    for kind, lookup in (("task", registry.get_task), ("method", registry.get_method)):
-        section = data.get(kind)
+    """Check everything that can be checked without loading a model or data; raise all errors.
+
+    A recipe with an ``objective`` section is a ``pretrain`` recipe, else an ``adapt`` one."""
+    pretrain = "objective" in data
+    recipe, errors = opts.parse(PretrainRecipe if pretrain else Recipe, data)
+    found: dict[str, tuple[Any, Any]] = {}
+    kinds = (("objective", registry.get_objective) if pretrain else ("task", registry.get_task), ("method", registry.get_method))
+    for kind, lookup in kinds:
+        section = data.get(kind, {"name": "full"} if kind == "method" and pretrain else None)
         if not isinstance(section, dict) or not isinstance(section.get("name"), str):
             continue  # the schema check above reported it
         try:
@@ -307,15 +375,86 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
             found[kind] = (component, parsed)
     section = data.get("data") if isinstance(data.get("data"), dict) else {}
     for key in ("path", "train", "validation", "test"):
-        value = section.get(key)
-        if not isinstance(value, str):
-            continue
-        if not os.path.exists(os.path.expanduser(value)) and (key != "path" or _looks_like_path(value)):
-            errors.append(f"data.{key}: {value!r} does not exist (relative paths on the command line start from {os.getcwd()})")
+        values = section.get(key)
+        for value in values if isinstance(values, list) else [values]:
+            if not isinstance(value, str):
+                continue
+            if not os.path.exists(os.path.expanduser(value)) and (key != "path" or _looks_like_path(value)):
+                errors.append(f"data.{key}: {value!r} does not exist (relative paths on the command line start from {os.getcwd()})")
+    if pretrain and "method" in found:
+        method = found["method"][0]
+        if method.cannot_merge:
+            errors.append(
+                f"method.name: {method.name!r} cannot be merged into the encoder ({method.cannot_merge}), so its "
+                "pretraining result could not serve as a --model for adapt. Use full, lora, ia3 or freeze."
+            )
+    if recipe is not None and pretrain and recipe.data.streaming and not recipe.training.max_steps:
+        errors.append("training.max_steps: required with data.streaming (a stream has no length to count epochs by)")
     if errors:
         raise RecipeError(errors, source)
-    (task, task_options), (method, method_options) = found["task"], found["method"]
-    return Resolved(recipe, task, task_options, method, method_options)
+    method, method_options = found["method"]
+    if pretrain:
+        objective, objective_options = found["objective"]
+        return Resolved(recipe, method, method_options, objective=objective, objective_options=objective_options)
+    task, task_options = found["task"]
+    return Resolved(recipe, method, method_options, task=task, task_options=task_options)
+
+
+STAGE_PREFIX = "stage:"
+
+
+@dataclass
+class Pipeline:
+    """A recipe whose ``stages`` run in order; ``model.name: stage:NAME`` takes the output of an
+    earlier stage (e.g. ``pretrain`` then ``adapt`` on the continued-pretrained encoder)."""
+
+    stages: list[tuple[str, Resolved]]
+
+    def resolved_stage(self, index: int, outputs: dict[str, str]) -> Resolved:
+        """Stage ``index`` with a ``stage:NAME`` model replaced by that stage's output directory."""
+        name, resolved = self.stages[index]
+        model = resolved.recipe.model.name
+        if model.startswith(STAGE_PREFIX):
+            resolved.recipe.model.name = outputs[model[len(STAGE_PREFIX):]]
+        return resolved
+
+
+def validate_any(data: dict, source: str = "recipe") -> Resolved | Pipeline:
+    """:func:`validate` for a one-run recipe, or every stage of a ``stages`` recipe."""
+    if "stages" not in data:
+        return validate(data, source)
+    stages = data["stages"]
+    extra = sorted(set(data) - {"stages", "description"})
+    if not isinstance(stages, dict) or not stages:
+        raise RecipeError(["stages: expected a mapping of stage name -> recipe"], source)
+    errors = [f"{key}: unknown key next to stages (put it inside a stage)" for key in extra]
+    done: dict[str, Resolved] = {}
+    result = []
+    for name, stage in stages.items():
+        if not isinstance(stage, dict):
+            errors.append(f"stages.{name}: expected a recipe mapping")
+            continue
+        model = (stage.get("model") or {}).get("name", "")
+        if isinstance(model, str) and model.startswith(STAGE_PREFIX):
+            ref = model[len(STAGE_PREFIX):]
+            if ref not in done and ref in stages and list(stages).index(ref) < list(stages).index(name):
+                pass  # that stage is invalid and already reported
+            elif ref not in done:
+                errors.append(f"stages.{name}.model.name: {model!r} names no earlier stage (earlier: {', '.join(done) or 'none'})")
+            elif done[ref].kind != "pretrain":
+                errors.append(f"stages.{name}.model.name: stage {ref!r} is an adapt run, not a model")
+            elif not done[ref].recipe.output.dir:
+                errors.append(f"stages.{ref}.output.dir: required, because stage {name!r} uses its output")
+        try:
+            resolved = validate(stage, f"{source}, stage {name!r}")
+        except RecipeError as exc:
+            errors.extend(f"stages.{name}.{e}" for e in exc.errors)
+            continue
+        done[name] = resolved
+        result.append((name, resolved))
+    if errors:
+        raise RecipeError(errors, source)
+    return Pipeline(result)
 
 
 def dump(resolved: Resolved) -> str:

@@ -170,6 +170,12 @@ def tasks() -> dict[str, Registered]:
     return _collect("register_tasks", "task", _component("task", Task))
 
 
+def objectives() -> dict[str, Registered]:
+    from .objectives import Objective
+
+    return _collect("register_objectives", "objective", _component("objective", Objective))
+
+
 def models() -> dict[str, Registered]:
     def make(plugin: str, name: str, resolve: Callable[[], str | Path], description: str = "") -> Registered:
         return Registered(name, resolve, plugin, {"description": description})
@@ -198,6 +204,10 @@ def get_task(name: str):
     return _get("task", tasks(), name, "See `peft-hub tasks list`.").obj
 
 
+def get_objective(name: str):
+    return _get("objective", objectives(), name, "See `peft-hub objectives list`.").obj
+
+
 def get_recipe(name: str) -> Path:
     return _get("recipe", recipes(), name, "See `peft-hub recipes list`, or pass a file path.").obj
 
@@ -206,7 +216,7 @@ def plugins_report() -> dict:
     """What ``peft-hub plugins`` prints: every plugin, its hooks and what it registered."""
     load_plugins()
     registered: dict[str, dict[str, list[str]]] = {}
-    for kind, table in (("methods", methods), ("tasks", tasks), ("models", models), ("recipes", recipes)):
+    for kind, table in (("methods", methods), ("tasks", tasks), ("objectives", objectives), ("models", models), ("recipes", recipes)):
         for entry in table().values():
             registered.setdefault(entry.plugin, {}).setdefault(kind, []).append(entry.name)
     rows = []

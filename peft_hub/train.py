@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,27 +88,35 @@ def _callbacks(quiet: bool) -> tuple[list, list]:
 
 
 def build_trainer(
-    resolved: Resolved,
+    training: Any,
+    learning_rate: float,
     model: Any,
     tokenizer: Any,
-    train: FeatureDataset,
-    dev: FeatureDataset | None,
-    labels: list[str],
+    train: Any,
+    dev: Any,
     output_dir: Path,
+    collator: Any,
+    compute_metrics: Callable[[Any], dict] | None = None,
+    metric: str = "loss",
+    greater_is_better: bool = False,
+    eval_steps: int | None = None,
     quiet: bool = False,
+    callbacks: tuple = (),
 ) -> Any:
+    """A Trainer for ``model`` from a recipe's ``training`` section. Evaluates on ``dev`` every
+    epoch (or every ``eval_steps``), keeps the best checkpoint by ``metric``, logs to TensorBoard."""
     import torch
     from transformers import Trainer, TrainingArguments
 
-    task, t = resolved.task, resolved.recipe.training
-    steps_per_epoch = max(1, math.ceil(len(train) / t.batch_size))
-    if t.max_steps:  # evaluate (and keep the best) at least once before the end
-        interval = dict(eval_strategy="steps", save_strategy="steps", eval_steps=min(steps_per_epoch, t.max_steps))
-        interval["save_steps"] = interval["eval_steps"]
-    else:
-        interval = dict(eval_strategy="epoch", save_strategy="epoch")
+    t = training
     if dev is None:
         interval = dict(eval_strategy="no", save_strategy="no")
+    elif eval_steps or t.max_steps:  # evaluate (and keep the best) at least once before the end
+        steps_per_epoch = max(1, math.ceil(len(train) / t.batch_size)) if hasattr(train, "__len__") else t.max_steps
+        every = eval_steps or min(steps_per_epoch, t.max_steps)
+        interval = dict(eval_strategy="steps", save_strategy="steps", eval_steps=every, save_steps=every)
+    else:
+        interval = dict(eval_strategy="epoch", save_strategy="epoch")
     # transformers 5 has no logging_dir argument: TensorBoard reads this variable.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(output_dir / "tensorboard")
     args = TrainingArguments(
@@ -116,15 +125,15 @@ def build_trainer(
         max_steps=t.max_steps or -1,
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.eval_batch_size,
-        learning_rate=resolved.learning_rate,
+        learning_rate=learning_rate,
         weight_decay=t.weight_decay,
         warmup_steps=t.warmup_ratio,
         lr_scheduler_type=t.lr_scheduler,
-        train_sampling_strategy="group_by_length" if t.batching == "length" else "random",
+        train_sampling_strategy="group_by_length" if t.batching == "length" and hasattr(train, "__len__") else "random",
         logging_steps=t.logging_steps,
         load_best_model_at_end=dev is not None,
-        metric_for_best_model=task.primary_metric,
-        greater_is_better=True,
+        metric_for_best_model=metric,
+        greater_is_better=greater_is_better,
         save_total_limit=1,
         seed=t.seed,
         report_to=["tensorboard"],
@@ -135,24 +144,35 @@ def build_trainer(
         dataloader_pin_memory=torch.cuda.is_available(),
         **interval,
     )
-
-    def compute_metrics(prediction: Any) -> dict:
-        return task.compute_metrics(prediction.predictions, prediction.label_ids, labels)
-
     add, remove = _callbacks(quiet)
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train,
         eval_dataset=dev,
-        data_collator=task.collator(tokenizer),
+        data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        preprocess_logits_for_metrics=_argmax,
+        preprocess_logits_for_metrics=_argmax if compute_metrics else None,
     )
     for callback in remove:
         trainer.remove_callback(callback)
-    for callback in add:
+    for callback in [*add, *callbacks]:
         trainer.add_callback(callback)
     trainer.clock = add[0]
     return trainer
+
+
+def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev: Any, labels: list[str],
+                 output_dir: Path, quiet: bool = False) -> Any:
+    """The Trainer of an ``adapt`` run: the task's collator and metric, best epoch by that metric."""
+    task = resolved.task
+
+    def compute_metrics(prediction: Any) -> dict:
+        return task.compute_metrics(prediction.predictions, prediction.label_ids, labels)
+
+    return build_trainer(
+        resolved.recipe.training, resolved.learning_rate, model, tokenizer, train, dev, output_dir,
+        collator=task.collator(tokenizer), compute_metrics=compute_metrics, metric=task.primary_metric,
+        greater_is_better=True, quiet=quiet,
+    )

@@ -115,9 +115,26 @@ def test_shipped_recipes_validate_and_document_themselves(name):
     text = path.read_text()
     assert text.startswith("#") and "peft-hub run" in text and "peft-hub validate" in text
     data = recipes.load_yaml(path)
-    if not Path(data["data"]["path"]).exists():
-        pytest.skip(f"{data['data']['path']} is absent")
-    recipes.validate(data, str(path))
+    for stage in data.get("stages", {"": data}).values():
+        if not Path(stage["data"]["path"]).exists():
+            pytest.skip(f"{stage['data']['path']} is absent")
+    recipes.validate_any(data, str(path))
+
+
+def test_stages_chain_and_their_errors():
+    stages = {"stages": {
+        "pre": {"objective": {"name": "mlm"}, "data": {"path": "x.txt"}, "output": {"dir": "runs/p"}},
+        "ner": {"task": {"name": "ner"}, "method": {"name": "lora"}, "model": {"name": "stage:pre"}},
+    }}
+    pipeline = recipes.validate_any(recipes.apply_overrides(stages, ["~stages.pre.data.path", "stages.pre.data.path=README.md"]))
+    assert [name for name, _ in pipeline.stages] == ["pre", "ner"]
+    assert pipeline.resolved_stage(1, {"pre": "runs/p"}).recipe.model.name == "runs/p"
+    broken = recipes.apply_overrides(stages, ["stages.ner.model.name=stage:later", "~stages.pre.output.dir", "stages.pre.data.path=README.md"])
+    with pytest.raises(RecipeError, match="'stage:later' names no earlier stage"):
+        recipes.validate_any(broken)
+    missing_out = recipes.apply_overrides(stages, ["~stages.pre.output.dir", "stages.pre.data.path=README.md"])
+    with pytest.raises(RecipeError, match="stages.pre.output.dir: required, because stage 'ner' uses its output"):
+        recipes.validate_any(missing_out)
 
 
 def test_method_strings():

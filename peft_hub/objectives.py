@@ -1,0 +1,41 @@
+"""What a self-supervised pretraining objective is. Concrete objectives (``mlm``, ``wwm``) live in
+plugins and register through :func:`peft_hub.hookspecs.register_objectives`.
+
+The core reads and tokenizes the text and groups it into blocks (:mod:`peft_hub.text`); the
+objective builds the model with its pretraining head and the collator that turns blocks into
+training batches (masking, labels).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .options import Options
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Objective:
+    """A self-supervised objective for ``peft-hub pretrain``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+    #: peft's ``TaskType`` for methods wrapping the model (None: peft's generic ``PeftModel``).
+    peft_task_type: ClassVar[str | None] = None
+    #: Whether blocks must carry ``word_ids`` (the word index of every token) for the collator.
+    needs_word_ids: ClassVar[bool] = False
+
+    def build_model(self, model_path: str, **load_kwargs: Any) -> tuple[torch.nn.Module, list[str]]:
+        """The model with its pretraining head, and the names of head weights that were newly
+        initialised (empty when the checkpoint had the head)."""
+        raise NotImplementedError
+
+    def head_modules(self, model: torch.nn.Module) -> list[str]:
+        """Modules that train with any method (the pretraining head, except tied weights)."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer: Any, options: Any, seed: int | None = None) -> Any:
+        """Turns a list of blocks (``input_ids``, maybe ``word_ids``) into a batch with labels."""
+        raise NotImplementedError

@@ -1,0 +1,207 @@
+"""The ``pretrain`` flow: unlabelled text -> blocks -> model with its pretraining head (+ method)
+-> Trainer -> a model directory that ``peft-hub adapt --model`` takes.
+
+The output directory holds a plain transformers model (``save_pretrained``; a method such as LoRA
+is merged into the encoder first) and its tokenizer, plus ``metrics.json`` with the held-out
+perplexity before and after training, ``recipe.yaml``, TensorBoard events and ``run.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import __version__, models, recipes
+from .adapt import _write_json, count_parameters, prepare_output_dir
+from .errors import DataError
+from .recipes import Resolved
+from .text import BlockBuilder, StreamingBlocks, build_blocks, documents, hold_out, text_files
+
+Echo = Callable[[str], None]
+#: with streaming and no validation file, held-out documents come from this many first documents
+STREAM_HOLDOUT_WINDOW = 20_000
+
+
+def perplexity(model: Any, features: list[dict], collate: Callable, batch_size: int = 32) -> tuple[float, int]:
+    """exp(mean cross-entropy over every labelled token) and the number of those tokens.
+
+    Token-weighted over the whole set (not a mean of batch means), so it does not depend on how
+    the examples are batched."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            batch = collate(features[start : start + batch_size])
+            labels = batch.pop("labels").to(device)
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            total += torch.nn.functional.cross_entropy(
+                logits.float().view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100, reduction="sum"
+            ).item()
+            count += int((labels != -100).sum())
+    model.train(was_training)
+    if count == 0:
+        raise DataError("The held-out text produced no masked tokens; give more validation text.")
+    return math.exp(total / count), count
+
+
+def _static_masked(blocks: list[dict], collator: Any) -> list[dict]:
+    """Mask the held-out blocks once (fixed seed), so perplexity before and after compares alike."""
+    masked = []
+    for start in range(0, len(blocks), 64):
+        chunk = blocks[start : start + 64]
+        batch = collator(chunk)
+        for row, block in enumerate(chunk):
+            n = len(block["input_ids"])
+            masked.append({"input_ids": batch["input_ids"][row, :n].tolist(), "labels": batch["labels"][row, :n].tolist()})
+    return masked
+
+
+def _head_warmup(fresh_params: set[str], steps: int):
+    """While the new head warms up, drop the encoder's gradients so only the head moves."""
+    from transformers import TrainerCallback
+
+    class HeadWarmup(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            if state.global_step < steps and model is not None:
+                for name, parameter in model.named_parameters():
+                    if parameter.grad is not None and not any(name.endswith(f) for f in fresh_params):
+                        parameter.grad = None
+
+    return HeadWarmup()
+
+
+def _corpus(resolved: Resolved, echo: Echo) -> tuple[Callable[[], Any], list[str]]:
+    """(a function returning the training documents afresh, the held-out documents)."""
+    d = resolved.recipe.data
+    read = lambda sources: documents(sources, d.format, d.text_field, d.paragraphs)  # noqa: E731
+    train_sources: list[str] = []
+    validation_sources: list[str] = [d.validation] if d.validation else []
+    for path in d.paths:
+        files = text_files(path) if Path(path).exists() else {"train": [path]}
+        train_sources += [str(p) for p in files["train"]]
+        if not d.validation and "validation" in files:
+            validation_sources += [str(p) for p in files["validation"]]
+    if validation_sources:
+        echo(f"Held-out text: {', '.join(validation_sources)}")
+        return (lambda: read(train_sources)), list(read(validation_sources))
+    if d.streaming:
+        _, held = hold_out(itertools.islice(read(train_sources), STREAM_HOLDOUT_WINDOW), d.validation_split)
+        list(_)  # run the generator to fill `held`
+    else:
+        _, held = hold_out(read(train_sources), d.validation_split)
+        list(_)
+    echo(f"Held-out text: {len(held)} documents (every {max(2, round(1 / d.validation_split))}th)")
+    return (lambda: hold_out(read(train_sources), d.validation_split)[0]), held
+
+
+def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple[Path, dict]:
+    """Continue pretraining a model on text; returns the output directory and its metrics."""
+    recipe, objective, method = resolved.recipe, resolved.objective, resolved.method
+    d, t = recipe.data, recipe.training
+    out = Path(recipe.output.dir or time.strftime(f"runs/pretrain-{objective.name}-%Y%m%d-%H%M%S"))
+    echo(f"Output: {out}")
+    prepare_output_dir(out, recipe.output.overwrite)
+    models.quiet_libraries()
+    import transformers
+
+    from .train import FeatureDataset, build_trainer
+
+    transformers.set_seed(t.seed)
+    model_path = models.resolve(recipe.model.name)
+    tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
+    block_args = dict(block_size=d.block_size, line_by_line=d.line_by_line, word_ids=objective.needs_word_ids)
+
+    train_docs, held_docs = _corpus(resolved, echo)
+    if not held_docs:
+        raise DataError("No held-out text: give data.validation=FILE or a larger corpus (validation_split).")
+    if d.streaming:
+        train = StreamingBlocks(train_docs, block_args, tokenizer)
+        echo("Training text: streamed (read and tokenized lazily)")
+    else:
+        builder = BlockBuilder(tokenizer, **block_args)
+        train = FeatureDataset(list(build_blocks(train_docs(), builder, limit=d.max_train_samples)))
+        if not len(train):
+            raise DataError(f"No training text found in {', '.join(d.paths)}.")
+        echo(f"Training text: {len(train)} blocks of up to {d.block_size} tokens ({train.num_tokens():,} tokens)"
+             + (f"; {builder.truncated} documents truncated" if builder.truncated else ""))
+    held = list(build_blocks(held_docs, BlockBuilder(tokenizer, **block_args), limit=d.max_eval_samples))
+    options = resolved.objective_options
+    eval_features = FeatureDataset(_static_masked(held, objective.collator(tokenizer, options, seed=t.seed + 1)))
+
+    model, fresh = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code)
+    models.check_vocab(tokenizer, model, model_path)
+    callbacks = []
+    if fresh:
+        echo(f"{model_path} has no pretraining head: {len(fresh)} head weights start fresh "
+             f"({', '.join(fresh[:3])}{' ...' if len(fresh) > 3 else ''}). "
+             f"Only the head trains for the first {t.head_warmup_steps} steps.")
+        callbacks.append(_head_warmup(set(fresh), t.head_warmup_steps))
+    from transformers import DataCollatorForTokenClassification
+
+    pad = DataCollatorForTokenClassification(tokenizer)
+    before, masked_tokens = perplexity(model, eval_features.features, pad, t.eval_batch_size)
+    echo(f"Held-out perplexity before training: {before:.2f} ({len(eval_features)} blocks, {masked_tokens:,} masked tokens)")
+
+    model = method.apply(model, resolved.method_options, objective)
+    trainable, total = count_parameters(model)
+    echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
+
+    if t.early_stopping_patience:
+        callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
+    total_steps = t.max_steps or math.ceil(len(train) / t.batch_size * t.epochs)
+    trainer = build_trainer(
+        t, resolved.learning_rate, model, tokenizer, train, eval_features, out,
+        collator=_EvalAwareCollator(objective.collator(tokenizer, options), pad),
+        eval_steps=t.eval_steps or max(1, total_steps // 5), quiet=quiet, callbacks=tuple(callbacks),
+    )
+    result = trainer.train()
+    runtime = result.metrics["train_runtime"] - trainer.clock.excluded
+    model = trainer.model
+    after, _ = perplexity(model, eval_features.features, pad, t.eval_batch_size)
+    echo(f"Held-out perplexity after training: {after:.2f}")
+
+    merged = method.merge(model)
+    merged.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    tokens = trainer.state.num_input_tokens_seen
+    metrics = {
+        "perplexity_before": before,
+        "perplexity_after": after,
+        "heldout_blocks": len(eval_features),
+        "heldout_masked_tokens": masked_tokens,
+        "fresh_head_weights": fresh,
+        "trainable_params": trainable,
+        "total_params": total,
+        "train_steps": result.global_step,
+        "train_runtime_s": round(runtime, 2),
+        "train_tokens": tokens,
+        "train_tokens_per_s": round(tokens / runtime, 1) if runtime > 0 else None,
+        "history": trainer.state.log_history,
+    }
+    (out / "recipe.yaml").write_text(
+        f"# Resolved recipe of this run; rerun with: peft-hub run {out / 'recipe.yaml'} output.overwrite=true\n"
+        + recipes.dump(resolved), encoding="utf-8")
+    _write_json(out / "metrics.json", metrics)
+    _write_json(out / "run.json", {"complete": True, "kind": "pretrain", "objective": objective.name,
+                                   "method": method.name, "base_model": model_path, "peft_hub_version": __version__})
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return out, metrics
+
+
+class _EvalAwareCollator:
+    """Masks training blocks dynamically; held-out blocks arrive already masked and are only padded."""
+
+    def __init__(self, masking: Any, pad: Any):
+        self.masking, self.pad = masking, pad
+
+    def __call__(self, features: list[dict]) -> dict:
+        return self.pad(features) if "labels" in features[0] else self.masking(features)

@@ -1,0 +1,249 @@
+"""Unlabelled text for pretraining: documents from files, tokenized and grouped into blocks.
+
+Formats: plain text (one document per line, or per blank-line separated paragraph), JSON Lines
+(``--text-field``), PubTator (``PMID|t|title`` / ``PMID|a|abstract`` lines; annotation lines
+skipped), a saved ``datasets`` directory or a hub id. Corpora can be streamed (read, tokenized and
+grouped lazily) instead of loaded whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .data import find_split_files, is_saved_dataset, load_dataset_splits, read_lines
+from .errors import DataError
+
+PUBTATOR_RE = re.compile(r"^(\d+)\|([ta])\|(.*)$")
+FORMATS = ("auto", "text", "jsonl", "pubtator")
+
+
+def _detect(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return "jsonl"
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                return "pubtator" if PUBTATOR_RE.match(line.strip()) else "text"
+    return "text"
+
+
+def _read_lines_lazily(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, 1):
+                yield number, line.rstrip("\n")
+    except UnicodeDecodeError:
+        read_lines(path)  # raises a DataError naming the line
+        raise
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}.") from None
+
+
+def documents_in_file(path: Path, fmt: str = "auto", text_field: str = "text", paragraphs: bool = False) -> Iterator[str]:
+    """Documents of one file, read lazily."""
+    fmt = _detect(path, fmt)
+    if fmt == "jsonl":
+        for number, line in _read_lines_lazily(path):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, line {number}: invalid JSON ({exc.msg}).") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
+                keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+                raise DataError(f"{path}, line {number}: no text field {text_field!r} (found {keys}). Set --text-field.")
+            yield obj[text_field]
+    elif fmt == "pubtator":
+        current, parts = None, []
+        for _, line in _read_lines_lazily(path):
+            match = PUBTATOR_RE.match(line.strip())
+            if not match:
+                continue  # annotation lines (PMID<TAB>start<TAB>end ...) and blank lines
+            if match.group(1) != current and parts:
+                yield " ".join(parts)
+                parts = []
+            current = match.group(1)
+            if match.group(3).strip():
+                parts.append(match.group(3).strip())
+        if parts:
+            yield " ".join(parts)
+    elif fmt == "text":
+        paragraph: list[str] = []
+        for _, line in _read_lines_lazily(path):
+            if not paragraphs:
+                if line.strip():
+                    yield line.strip()
+            elif line.strip():
+                paragraph.append(line.strip())
+            elif paragraph:
+                yield " ".join(paragraph)
+                paragraph = []
+        if paragraph:
+            yield " ".join(paragraph)
+    else:
+        raise DataError(f"Text format {fmt!r} is not known. Use one of: {', '.join(FORMATS)}.")
+
+
+def text_files(path: str | Path) -> dict[str, list[Path]]:
+    """Files of a corpus: ``{"train": [...], "validation": [...]}`` (validation only when a file
+    is named like one, e.g. NCBIdevelopset_corpus.txt or valid.txt)."""
+    path = Path(path)
+    if path.is_file():
+        return {"train": [path]}
+    if not path.is_dir():
+        raise DataError(f"{path} is not a file or directory.")
+    try:
+        found = find_split_files(path)
+        return {split: [p] for split, p in found.items() if split in ("train", "validation")}
+    except DataError:
+        files = [p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".md"]
+        if not files:
+            raise DataError(f"{path} holds no text files.") from None
+        return {"train": files}
+
+
+def documents(sources: Iterable[str | Path], fmt: str = "auto", text_field: str = "text", paragraphs: bool = False) -> Iterator[str]:
+    """Documents of every source in turn: files, directories, a saved dataset or a hub id."""
+    for source in sources:
+        source = str(source)
+        if is_saved_dataset(source) or not os.path.exists(source):
+            for name, ds in load_dataset_splits(source).items():
+                if text_field not in ds.column_names:
+                    raise DataError(f"{source} ({name}): no column {text_field!r}; columns are {ds.column_names}. Set --text-field.")
+                yield from (t for t in ds[text_field] if isinstance(t, str) and t.strip())
+            continue
+        for split_files in text_files(source).values():
+            for path in split_files:
+                yield from documents_in_file(path, fmt, text_field, paragraphs)
+
+
+def hold_out(docs: Iterable[str], fraction: float) -> tuple[Iterator[str], list[str]]:
+    """Every k-th document (k = round(1/fraction)) goes to validation: deterministic, streamable."""
+    held: list[str] = []
+    every = max(2, round(1 / fraction)) if fraction > 0 else 0
+
+    def train() -> Iterator[str]:
+        for index, doc in enumerate(docs):
+            if every and index % every == every - 1:
+                held.append(doc)
+            else:
+                yield doc
+
+    return train(), held
+
+
+class BlockBuilder:
+    """Tokenizes documents and groups them into model inputs.
+
+    Grouped (default): documents are concatenated with ``[SEP]`` between them and cut into blocks
+    of ``block_size`` tokens including ``[CLS]``/``[SEP]``. Line by line: one document per block,
+    truncated to ``block_size``. With ``word_ids``, each block carries the index of the word every
+    token belongs to (for whole-word masking; words come from the tokenizer's pre-tokenizer, so
+    WordPiece, BPE and SentencePiece are handled alike).
+    """
+
+    def __init__(self, tokenizer: Any, block_size: int, line_by_line: bool = False, word_ids: bool = False):
+        self.tokenizer = tokenizer
+        # the single-sequence template, e.g. [CLS] ... [SEP] or <s> ... </s>
+        probe = tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = tokenizer("a", add_special_tokens=True)["input_ids"]
+        start = next(i for i in range(len(full)) if full[i : i + len(probe)] == probe)
+        self.prefix, self.suffix = full[:start], full[start + len(probe):]
+        self.special_ids = set(tokenizer.all_special_ids)
+        self.size = block_size - len(self.prefix) - len(self.suffix)
+        self.line_by_line = line_by_line
+        self.word_ids = word_ids
+        self._ids: list[int] = []
+        self._words: list[int] = []
+        self._next_word = 0
+        self.truncated = 0
+
+    def _block(self, ids: list[int], words: list[int]) -> dict:
+        input_ids = self.prefix + ids + self.suffix
+        block = {"input_ids": input_ids, "special_tokens_mask": [int(i in self.special_ids) for i in input_ids]}
+        if self.word_ids:
+            first = words[0] if words else 0
+            block["word_ids"] = [-1] * len(self.prefix) + [
+                -1 if i in self.special_ids else w - first for i, w in zip(ids, words)
+            ] + [-1] * len(self.suffix)
+        return block
+
+    def add(self, docs: list[str]) -> Iterator[dict]:
+        """Blocks completed by these documents (grouped mode keeps the remainder for later)."""
+        enc = self.tokenizer(docs, add_special_tokens=False)
+        sep = self.tokenizer.sep_token_id
+        for index in range(len(docs)):
+            ids = enc["input_ids"][index]
+            if not ids:
+                continue
+            words = [self._next_word + (w if w is not None else 0) for w in enc.word_ids(index)]
+            self._next_word = max(words) + 1
+            if self.line_by_line:
+                if len(ids) > self.size:
+                    self.truncated += 1
+                yield self._block(ids[: self.size], words[: self.size])
+                continue
+            if self._ids and sep is not None:
+                self._ids.append(sep)
+                self._words.append(self._next_word)
+                self._next_word += 1
+            self._ids.extend(ids)
+            self._words.extend(words)
+            while len(self._ids) >= self.size:
+                yield self._block(self._ids[: self.size], self._words[: self.size])
+                self._ids, self._words = self._ids[self.size:], self._words[self.size:]
+
+    def finish(self) -> Iterator[dict]:
+        """The last, shorter block (if it holds at least a quarter of a block)."""
+        if self._ids and len(self._ids) >= self.size // 4:
+            yield self._block(self._ids, self._words)
+        self._ids, self._words = [], []
+
+
+def build_blocks(docs: Iterable[str], builder: BlockBuilder, chunk: int = 512, limit: int | None = None) -> Iterator[dict]:
+    """Blocks from documents, tokenized ``chunk`` documents at a time; stops after ``limit`` blocks."""
+    count = 0
+    batch: list[str] = []
+
+    def emit(blocks: Iterable[dict]) -> Iterator[dict]:
+        nonlocal count
+        for block in blocks:
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield block
+
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == chunk:
+            yield from emit(builder.add(batch))
+            batch = []
+            if limit is not None and count >= limit:
+                return
+    if batch:
+        yield from emit(builder.add(batch))
+    yield from emit(builder.finish())
+
+
+class StreamingBlocks:
+    """An iterable dataset: reads, tokenizes and groups the corpus lazily, again on each pass."""
+
+    def __init__(self, make_docs, builder_args: dict, tokenizer: Any):
+        import torch.utils.data
+
+        self._make_docs = make_docs
+        self._builder_args = builder_args
+        self._tokenizer = tokenizer
+        # subclassing at runtime keeps torch out of module import
+        self.__class__ = type("StreamingBlocks", (StreamingBlocks, torch.utils.data.IterableDataset), {})
+
+    def __iter__(self) -> Iterator[dict]:
+        return build_blocks(self._make_docs(), BlockBuilder(self._tokenizer, **self._builder_args))

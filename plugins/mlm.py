@@ -1,0 +1,122 @@
+"""Masked language modelling objectives: ``mlm`` (BERT's dynamic token masking, reusing
+transformers' collator) and ``wwm`` (whole-word masking by the tokenizer's word ids, so WordPiece,
+BPE and SentencePiece tokenizers are handled alike, with the same 80/10/10 rule per word)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import peft_hub
+from peft_hub import option
+from peft_hub.models import load_pretrained
+
+
+@dataclass
+class MlmOptions(peft_hub.Options):
+    mlm_probability: float = option(0.15, "Share of tokens (mlm) or words (wwm) selected for prediction.")
+    mask_replace_prob: float = option(0.8, "Of the selected: share replaced by [MASK].")
+    random_replace_prob: float = option(0.1, "Of the selected: share replaced by a random token (the rest stay unchanged).")
+
+    def check(self) -> list[str]:
+        errors = []
+        if not 0 < self.mlm_probability < 1:
+            errors.append(f"mlm_probability: must be in (0, 1), got {self.mlm_probability}")
+        if self.mask_replace_prob < 0 or self.random_replace_prob < 0 or self.mask_replace_prob + self.random_replace_prob > 1:
+            errors.append("mask_replace_prob and random_replace_prob: must be >= 0 and add up to at most 1")
+        return errors
+
+
+class WholeWordMaskCollator:
+    """Pads blocks and masks whole words: every token of a selected word gets the same fate."""
+
+    def __init__(self, tokenizer, options: MlmOptions, seed: int | None = None):
+        import torch
+
+        self.tokenizer = tokenizer
+        self.options = options
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        word_ids = [f["word_ids"] for f in features]
+        batch = self.tokenizer.pad(
+            [{"input_ids": f["input_ids"]} for f in features], return_tensors="pt"
+        )
+        length = batch["input_ids"].shape[1]
+        words = torch.full((len(features), length), -1, dtype=torch.long)
+        for row, ids in enumerate(word_ids):
+            words[row, : len(ids)] = torch.tensor(ids)
+        inputs, labels = batch["input_ids"], batch["input_ids"].clone()
+        count = int(words.max()) + 1 if words.numel() else 0
+        rand = lambda *shape: torch.rand(*shape, generator=self.generator)  # noqa: E731
+        # one draw per (row, word): selected? then [MASK] / random / keep for the whole word
+        selected = rand(len(features), count) < self.options.mlm_probability
+        fate = rand(len(features), count)
+        valid = words >= 0
+        index = words.clamp(min=0)
+        token_selected = torch.gather(selected, 1, index) & valid
+        token_fate = torch.gather(fate, 1, index)
+        labels[~token_selected] = -100
+        to_mask = token_selected & (token_fate < self.options.mask_replace_prob)
+        to_random = token_selected & ~to_mask & (token_fate < self.options.mask_replace_prob + self.options.random_replace_prob)
+        inputs[to_mask] = self.tokenizer.mask_token_id
+        random_ids = torch.randint(len(self.tokenizer), inputs.shape, generator=self.generator)
+        inputs[to_random] = random_ids[to_random]
+        return {"input_ids": inputs, "attention_mask": batch["attention_mask"], "labels": labels}
+
+
+class MaskedLM(peft_hub.Objective):
+    name = "mlm"
+    description = "Masked language modelling: 15% of tokens, dynamic each epoch, 80% [MASK] / 10% random / 10% kept."
+    Options = MlmOptions
+
+    def build_model(self, model_path, **load_kwargs):
+        from transformers import AutoModelForMaskedLM
+
+        model, info = load_pretrained(AutoModelForMaskedLM, model_path, output_loading_info=True, **load_kwargs)
+        return model, sorted(info.get("missing_keys", []))
+
+    def head_modules(self, model):
+        """The head's modules that do not hold the output embeddings (tied to the input ones)."""
+        out = model.get_output_embeddings()
+        base = getattr(model, "base_model_prefix", None)
+        found = []
+        for name, child in model.named_children():
+            if name == base:
+                continue
+            stack = [(name, child)]
+            while stack:
+                prefix, module = stack.pop()
+                if out is not None and any(m is out for m in module.modules()):
+                    stack.extend((f"{prefix}.{n}", c) for n, c in module.named_children())
+                elif any(True for _ in module.parameters()):
+                    found.append(prefix)
+        return sorted(found)
+
+    def collator(self, tokenizer, options, seed=None):
+        from transformers import DataCollatorForLanguageModeling
+
+        if tokenizer.mask_token is None:
+            raise peft_hub.ModelError("This tokenizer has no mask token, so it cannot be used for masked language modelling.")
+        return DataCollatorForLanguageModeling(
+            tokenizer, mlm_probability=options.mlm_probability, mask_replace_prob=options.mask_replace_prob,
+            random_replace_prob=options.random_replace_prob, seed=seed,
+        )
+
+
+class WholeWordMasking(MaskedLM):
+    name = "wwm"
+    description = "Whole-word masking: all sub-tokens of a selected word are masked together (any tokenizer)."
+    needs_word_ids = True
+
+    def collator(self, tokenizer, options, seed=None):
+        if tokenizer.mask_token is None:
+            raise peft_hub.ModelError("This tokenizer has no mask token, so it cannot be used for masked language modelling.")
+        return WholeWordMaskCollator(tokenizer, options, seed)
+
+
+@peft_hub.hookimpl
+def register_objectives(register):
+    register(MaskedLM())
+    register(WholeWordMasking())
