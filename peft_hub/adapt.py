@@ -120,9 +120,14 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         + f"; {len(labels)} labels"
     )
 
-    model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code)
+    quant = recipe.model.quantization
+    model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code,
+                             **models.quantization_kwargs(quant, task.keep_full_precision))
     models.check_vocab(tokenizer, model, model_path)
-    model = method.apply(model, resolved.method_options, task)
+    memory = models.weight_memory_mb(model)
+    if quant != "none":
+        echo(f"Base loaded in {quant}: {memory:,} MiB of weights")
+    model = method.apply(models.prepare_quantized(model, quant), resolved.method_options, task)
     trainable, total = count_parameters(model)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
 
@@ -145,6 +150,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         trainable_params=trainable,
         total_params=total,
         trainable_percent=round(100 * trainable / total, 4),
+        quantization=quant,
+        base_weight_memory_mb=memory,
         train_runtime_s=round(runtime, 2),
         train_steps=result.global_step,
         best_step=trainer.state.best_global_step,
@@ -179,8 +186,9 @@ def save_run(out: Path, resolved: Resolved, model: Any, tokenizer: Any, labels: 
 # -- reloading a run ------------------------------------------------------------------------------
 
 
-def load_run(directory: str | Path, expect_task: str | None = None) -> LoadedRun:
-    """Rebuild the trained model of a finished ``adapt`` run, in eval mode."""
+def load_run(directory: str | Path, expect_task: str | None = None, full_precision: bool = False) -> LoadedRun:
+    """Rebuild the trained model of a finished ``adapt`` run, in eval mode: on a base quantized as
+    in training, or in full precision with ``full_precision`` (for merging)."""
     directory = Path(directory)
     info_path = directory / "run.json"
     if not info_path.exists():
@@ -197,7 +205,10 @@ def load_run(directory: str | Path, expect_task: str | None = None) -> LoadedRun
     if not os.path.exists(base):  # the run moved machines: resolve the recipe's model name again
         base = models.resolve(resolved.recipe.model.name)
     tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
-    model = resolved.task.build_model(base, labels, trust_remote_code=resolved.recipe.model.trust_remote_code)
+    quant = "none" if full_precision else resolved.recipe.model.quantization
+    model = resolved.task.build_model(base, labels, trust_remote_code=resolved.recipe.model.trust_remote_code,
+                                      **models.quantization_kwargs(quant, resolved.task.keep_full_precision))
+    model = models.prepare_quantized(model, quant)
     model = resolved.method.load(model, directory / "adapter", resolved.method_options, resolved.task)
     model.eval()
     return LoadedRun(resolved, model, tokenizer, labels, directory)
@@ -207,7 +218,7 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
     """Fold a run's method into the base weights: a plain transformers model + tokenizer that
     loads with ``AutoModelFor....from_pretrained``. Raises for methods that cannot merge."""
     output = Path(output)
-    loaded = load_run(run_dir)
+    loaded = load_run(run_dir, full_precision=True)  # never merge into 8-bit/4-bit weights
     method = loaded.resolved.method
     if method.cannot_merge:  # say so before any work
         method.merge(loaded.model)

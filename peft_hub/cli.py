@@ -159,13 +159,14 @@ Examples:
 @click.option("--max-train-samples", type=int, help="Use only the first N training examples.")
 @click.option("--max-eval-samples", type=int, help="Use only the first N dev/test examples.")
 @click.option("--seed", type=int, help="Random seed.")
+@click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), help="Load the base in 8-bit or 4-bit (bitsandbytes)  [default: none]")
 @click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
 @quiet_option
 @json_option
 @overrides_argument
 def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_samples, max_eval_samples,
-          seed, recipe, overwrite, quiet, json_, overrides):
+          seed, quantize, recipe, overwrite, quiet, json_, overrides):
     """Adapt a base model to a task with a parameter-efficient method.
 
     Sugar for a recipe: every flag sets one recipe key, and KEY=VALUE sets any other
@@ -177,6 +178,7 @@ def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_s
         "output.dir": output, "training.epochs": epochs, "training.batch_size": batch_size,
         "training.learning_rate": lr, "data.max_train_samples": max_train_samples,
         "data.max_eval_samples": max_eval_samples, "training.seed": seed, "output.overwrite": overwrite,
+        "model.quantization": quantize,
     }
     if recipe is None and not (method and task):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
@@ -207,13 +209,14 @@ Examples:
 @click.option("--batch-size", type=int, help="Sequences per step.")
 @click.option("--lr", type=float, help="Peak learning rate  [default: the method's]")
 @click.option("--seed", type=int, help="Random seed.")
+@click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), help="Load the base in 8-bit or 4-bit (bitsandbytes).")
 @click.option("--recipe", "-r", help="Start from this recipe (file or name).")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
 @quiet_option
 @json_option
 @overrides_argument
 def pretrain(objective, method, model, data, validation, validation_split, fmt, text_field, block_size, line_by_line,
-             streaming, output, max_steps, epochs, batch_size, lr, seed, recipe, overwrite, quiet, json_, overrides):
+             streaming, output, max_steps, epochs, batch_size, lr, seed, quantize, recipe, overwrite, quiet, json_, overrides):
     """Continue pretraining an encoder on unlabelled text with a self-supervised objective.
 
     Reports held-out perplexity before and after; the output directory is a model that
@@ -227,6 +230,7 @@ def pretrain(objective, method, model, data, validation, validation_split, fmt, 
         "data.line_by_line": line_by_line, "data.streaming": streaming, "output.dir": output,
         "training.max_steps": max_steps, "training.epochs": epochs, "training.batch_size": batch_size,
         "training.learning_rate": lr, "training.seed": seed, "output.overwrite": overwrite,
+        "model.quantization": quantize,
     }
     _run_recipe(recipe, flags, overrides, quiet, json_, kind="pretrain")
 

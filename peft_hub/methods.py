@@ -43,6 +43,9 @@ class Method:
         """Return the freshly built base ``model`` with the weights saved by :meth:`save`."""
         raise NotImplementedError
 
+    #: Whether the method trains on an 8-bit/4-bit base (it must leave the base weights frozen).
+    quantizable: ClassVar[bool] = True
+
     #: Why :meth:`merge` is impossible for this method (None: it can merge).
     cannot_merge: ClassVar[str | None] = "this method does not implement merging"
 

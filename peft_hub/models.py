@@ -118,3 +118,45 @@ def check_vocab(tokenizer: Any, model: Any, model_path: str) -> None:
             f"The tokenizer of {model_path} has {len(tokenizer)} tokens but the model's embeddings hold "
             f"{vocab}: they do not belong together. Use the tokenizer saved with the model."
         )
+
+
+def quantization_kwargs(kind: str, keep: list[str]) -> dict:
+    """``from_pretrained`` keyword arguments that load the base in 8-bit or 4-bit (NF4)."""
+    if kind == "none":
+        return {}
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise ModelError(f"--quantize {kind} needs bitsandbytes: pip install 'peft-hub[bnb]' ({exc}).") from None
+    import torch
+
+    if kind == "8bit":
+        config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(keep))
+    else:
+        config = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32,
+            llm_int8_skip_modules=list(keep),
+        )
+    return {"quantization_config": config}
+
+
+def prepare_quantized(model: Any, kind: str) -> Any:
+    """Make a k-bit model trainable (peft's recipe) and apply the CPU rules of bitsandbytes."""
+    if kind == "none":
+        return model
+    import bitsandbytes as bnb
+    from peft import prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    for module in model.modules():
+        # On CPUs with avx512_bf16, a 4-bit layer used without grad (evaluation) breaks the next
+        # training forward ("a view of a leaf Variable ... in-place operation"); its fp32 path works.
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+    return model
+
+
+def weight_memory_mb(model: Any) -> float:
+    """Bytes held by the model's parameters and buffers, in MiB (quantized weights count as stored)."""
+    return round(model.get_memory_footprint() / 2**20, 1)

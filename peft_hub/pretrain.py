@@ -137,8 +137,11 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     options = resolved.objective_options
     eval_features = FeatureDataset(_static_masked(held, objective.collator(tokenizer, options, seed=t.seed + 1)))
 
-    model, fresh = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code)
+    quant = recipe.model.quantization
+    model, fresh = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code,
+                                         **models.quantization_kwargs(quant, objective.keep_full_precision))
     models.check_vocab(tokenizer, model, model_path)
+    model = models.prepare_quantized(model, quant)
     callbacks = []
     if fresh:
         echo(f"{model_path} has no pretraining head: {len(fresh)} head weights start fresh "
@@ -169,6 +172,11 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     after, _ = perplexity(model, eval_features.features, pad, t.eval_batch_size)
     echo(f"Held-out perplexity after training: {after:.2f}")
 
+    if quant != "none":  # never merge into 8-bit/4-bit weights: reload the base in full precision
+        method.save(model, out / "method")
+        base, _ = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code)
+        model = method.load(base, out / "method", resolved.method_options, objective)
+        shutil.rmtree(out / "method")
     merged = method.merge(model)
     merged.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
@@ -179,6 +187,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         "heldout_blocks": len(eval_features),
         "heldout_masked_tokens": masked_tokens,
         "fresh_head_weights": fresh,
+        "quantization": quant,
         "trainable_params": trainable,
         "total_params": total,
         "train_steps": result.global_step,

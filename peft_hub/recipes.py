@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ from .options import Options, option
 class ModelConfig(Options):
     name: str = option("minilm", "Base model: a registered alias (see `peft-hub models`), a local directory or a hub id.")
     trust_remote_code: bool = option(False, "Run code shipped with a hub model. Only for models you trust.")
+    quantization: Literal["none", "8bit", "4bit"] = option(
+        "none", "Load the base weights in 8-bit (LLM.int8) or 4-bit (NF4) with bitsandbytes; the head stays full precision."
+    )
 
 
 @dataclass
@@ -387,6 +391,18 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
             errors.append(
                 f"method.name: {method.name!r} cannot be merged into the encoder ({method.cannot_merge}), so its "
                 "pretraining result could not serve as a --model for adapt. Use full, lora, ia3 or freeze."
+            )
+    if recipe is not None and recipe.model.quantization != "none":
+        method = found.get("method", (None,))[0]
+        if method is not None and not method.quantizable:
+            errors.append(
+                f"model.quantization: the method {method.name!r} updates the base weights, which cannot be trained "
+                f"in {recipe.model.quantization}. Drop --quantize, or use lora, adapter, ia3 or prefix."
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            errors.append(
+                f"model.quantization: {recipe.model.quantization} needs bitsandbytes, which is not installed: "
+                "pip install 'peft-hub[bnb]' (or drop --quantize)."
             )
     if recipe is not None and pretrain and recipe.data.streaming and not recipe.training.max_steps:
         errors.append("training.max_steps: required with data.streaming (a stream has no length to count epochs by)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -87,6 +88,48 @@ def _callbacks(quiet: bool) -> tuple[list, list]:
     return add, [PrinterCallback, ProgressCallback]
 
 
+def _trainer_class() -> type:
+    from transformers import Trainer
+
+    class HubTrainer(Trainer):
+        """transformers' Trainer, with checkpoints of in-house methods (bottleneck adapter, freeze,
+        full) holding only the parameters that train, as safetensors. peft models keep peft's own
+        checkpoint format. Trainer's best-model and resume loading read both."""
+
+        def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+            if hasattr(self.model, "peft_config"):
+                return super()._save(output_dir, state_dict)
+            if not self.args.should_save:
+                return
+            from safetensors.torch import save_file
+            from transformers.utils import SAFE_WEIGHTS_NAME
+
+            output_dir = output_dir or self.args.output_dir
+            os.makedirs(output_dir, exist_ok=True)
+            state = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
+            save_file(state, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+
+    return HubTrainer
+
+
+@contextlib.contextmanager
+def _quantized_in_house(model: Any):
+    """Trainer refuses a quantized model unless it is a peft model ("attach trainable adapters");
+    in-house methods attach theirs themselves (and leave the quantized weights frozen), so the
+    check is lifted while such a Trainer is built."""
+    import transformers.trainer as trainer_module
+
+    if not getattr(model, "is_quantized", False) or hasattr(model, "peft_config"):
+        yield
+        return
+    original = trainer_module.validate_quantization_for_training
+    trainer_module.validate_quantization_for_training = lambda model: None
+    try:
+        yield
+    finally:
+        trainer_module.validate_quantization_for_training = original
+
+
 def build_trainer(
     training: Any,
     learning_rate: float,
@@ -106,7 +149,7 @@ def build_trainer(
     """A Trainer for ``model`` from a recipe's ``training`` section. Evaluates on ``dev`` every
     epoch (or every ``eval_steps``), keeps the best checkpoint by ``metric``, logs to TensorBoard."""
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     t = training
     if dev is None:
@@ -145,16 +188,17 @@ def build_trainer(
         **interval,
     )
     add, remove = _callbacks(quiet)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=dev,
-        data_collator=collator,
-        processing_class=tokenizer,
-        compute_metrics=compute_metrics,
-        preprocess_logits_for_metrics=_argmax if compute_metrics else None,
-    )
+    with _quantized_in_house(model):
+        trainer = _trainer_class()(
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=dev,
+            data_collator=collator,
+            processing_class=tokenizer,
+            compute_metrics=compute_metrics,
+            preprocess_logits_for_metrics=_argmax if compute_metrics else None,
+        )
     for callback in remove:
         trainer.remove_callback(callback)
     for callback in [*add, *callbacks]:

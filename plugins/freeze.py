@@ -24,6 +24,7 @@ class Freeze(StateDictMethod):
     Options = FreezeOptions
     default_learning_rate = 1e-4
     cannot_merge = None
+    quantizable = False  # it updates base weights
 
     def apply(self, model, options, task):
         layers = encoder_layers(model)

@@ -12,6 +12,7 @@ class Full(StateDictMethod):
     description = "Full fine-tuning: every weight of the encoder and the head trains."
     default_learning_rate = 5e-5
     cannot_merge = None
+    quantizable = False  # it updates base weights
 
     def apply(self, model, options, task):
         train_only(model, lambda name: True)

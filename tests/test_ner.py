@@ -134,3 +134,21 @@ def test_reads_ncbi_disease(task):
     splits = task.read_data(DataConfig(path=str(shared_data("NCBI-disease-IOB"))), task.Options())
     assert task.labels(splits) == ["O", "B-Disease", "I-Disease"]
     assert len(splits["test"]) == 940
+
+
+def test_reads_a_saved_datasets_directory(task, tmp_path):
+    import datasets
+
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER", "I-PER"]))})
+    data = {"tokens": [["Anna", "Schmidt", "runs"]], "ner_tags": [[1, 2, 0]]}
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(data, features=features),
+                          "validation": datasets.Dataset.from_dict(data, features=features)}).save_to_disk(tmp_path / "ds")
+    splits = task.read_data(DataConfig(path=str(tmp_path / "ds")), task.Options())
+    assert splits["validation"][0].tags == ["B-PER", "I-PER", "O"]
+
+
+def test_a_hub_id_offline_gives_a_clear_error(task, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="Cannot load dataset 'someone/no-such-dataset'"):
+        task.read_data(DataConfig(path="someone/no-such-dataset"), task.Options())

@@ -209,3 +209,38 @@ def test_objectives_in_plugins_report():
     report = registry.plugins_report()
     row = next(r for r in report["plugins"] if r["name"] == "mlm")
     assert row["registered"] == {"objectives": ["mlm", "wwm"]}
+
+
+def test_streaming_pretrain(tiny_model, corpus, tmp_path, cli_runner):
+    result = cli_runner.invoke(cli, [
+        "pretrain", "--model", str(tiny_model), "--data", str(corpus), "--output", str(tmp_path / "s"),
+        "--streaming", "--max-steps", "6", "--block-size", "32", "--batch-size", "4", "--quiet", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["train_steps"] == 6
+    no_steps = cli_runner.invoke(cli, ["pretrain", "--data", str(corpus), "--streaming", "--output", str(tmp_path / "t")])
+    assert no_steps.exit_code == 1 and "training.max_steps: required with data.streaming" in no_steps.output
+
+
+def test_stage_recipe_runs_both_stages(tiny_model, corpus, tmp_path, cli_runner, monkeypatch):
+    recipe = tmp_path / "chain.yaml"
+    recipe.write_text(f"""
+stages:
+  pre:
+    objective: {{name: wwm}}
+    model: {{name: {tiny_model}}}
+    data: {{path: {corpus.name}, block_size: 32}}
+    training: {{max_steps: 3, head_warmup_steps: 1}}
+    output: {{dir: out/pre}}
+  ner:
+    task: {{name: ner}}
+    method: {{name: ia3}}
+    model: {{name: "stage:pre"}}
+    training: {{epochs: 1}}
+    output: {{dir: out/ner}}
+""")
+    monkeypatch.chdir(tmp_path)
+    result = cli_runner.invoke(cli, ["run", str(recipe), "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "out/ner/run.json").read_text())
+    assert info["base_model"] == str((tmp_path / "out/pre").resolve())

@@ -1,0 +1,58 @@
+"""8-bit and 4-bit bases through bitsandbytes, on the CPU rules of KNOWN.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from peft_hub import adapt, recipes
+from peft_hub.errors import RecipeError
+
+pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed (pip install 'peft-hub[bnb]')")
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter"])
+@pytest.mark.parametrize("quant", ["8bit", "4bit"])
+def test_quantized_base_trains_evaluates_and_reloads(quant, method, tiny_model, tmp_path):
+    data, _ = recipes.compose(None, {
+        "task.name": "ner", "method.name": method, "model.name": str(tiny_model), "model.quantization": quant,
+        "output.dir": str(tmp_path / "run"), "training.epochs": 2, "training.learning_rate": 5e-3,
+    })
+    trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)  # train -> eval -> train -> eval
+    metrics = json.loads((trained.directory / "metrics.json").read_text())
+    assert metrics["quantization"] == quant
+    full = json.loads(json.dumps(metrics))  # the fp32 size of the same base, for comparison
+    assert full["base_weight_memory_mb"] > 0
+    texts = ["Anna Schmidt flew to Paris ."]
+    assert adapt.load_run(trained.directory).predict(texts) == trained.predict(texts)
+    import bitsandbytes as bnb
+
+    layers = [m for m in trained.model.modules() if isinstance(m, (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit))]
+    assert layers and not any("classifier" in n for n, m in trained.model.named_modules() if m in layers)
+
+
+def test_quantized_merge_reloads_full_precision(tiny_model, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                     "model.quantization": "8bit", "output.dir": str(tmp_path / "run"),
+                                     "training.epochs": 1})
+    trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
+    merged = AutoModelForTokenClassification.from_pretrained(adapt.merge(trained.directory, tmp_path / "m"))
+    assert all(p.dtype.is_floating_point for p in merged.parameters())
+
+
+@pytest.mark.parametrize("method", ["full", "freeze"])
+def test_methods_that_update_base_weights_refuse_quantization(method):
+    with pytest.raises(RecipeError, match=f"the method '{method}' updates the base weights"):
+        recipes.validate({"task": {"name": "ner"}, "method": {"name": method}, "model": {"quantization": "4bit"}})
+
+
+def test_missing_bitsandbytes_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    with pytest.raises(RecipeError, match=r"needs bitsandbytes, which is not installed: pip install 'peft-hub\[bnb\]'"):
+        recipes.validate({"task": {"name": "ner"}, "method": {"name": "lora"}, "model": {"quantization": "8bit"}})
