@@ -38,7 +38,13 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)  # atomic: a reader never sees half a file
 
 
-def prepare_output_dir(path: Path, overwrite: bool) -> None:
+def prepare_output_dir(path: Path, overwrite: bool, resume: bool = False) -> None:
+    if resume:
+        if (path / "run.json").exists():
+            raise RunDirError(f"{path} holds a finished run: there is nothing to resume.")
+        if not (path / "checkpoints").is_dir():
+            raise RunDirError(f"{path} has no checkpoints to resume from. Run without --resume.")
+        return
     if (path / "run.json").exists():
         if not overwrite:
             raise RunDirError(
@@ -100,7 +106,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
     out = Path(recipe.output.dir or time.strftime(f"runs/{task.name}-{method.name}-%Y%m%d-%H%M%S"))
     echo(f"Output: {out}")
-    prepare_output_dir(out, recipe.output.overwrite)
+    prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
     models.quiet_libraries()
     import transformers
 
@@ -108,7 +114,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     model_path = models.resolve(recipe.model.name)
     tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
 
-    from .train import FeatureDataset, task_trainer
+    from .train import FeatureDataset, task_trainer, train_resumably
 
     splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
     limits = {"train": recipe.data.max_train_samples, "validation": recipe.data.max_eval_samples, "test": recipe.data.max_eval_samples}
@@ -133,7 +139,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
 
     dev = features.get("validation")
     trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet)
-    result = trainer.train()
+    result = train_resumably(trainer, recipe.output.resume, out)
     model = trainer.model
     runtime = result.metrics["train_runtime"] - trainer.clock.excluded
 

@@ -134,6 +134,11 @@ def _summary(out: Path, metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume) -> dict:
+    return {"training.max_steps": max_steps, "training.grad_accum": grad_accum, "training.precision": precision,
+            "training.gradient_checkpointing": gradient_checkpointing, "output.resume": resume}
+
+
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Only print the final summary (no progress bars).")
 json_option = click.option("json_", "--json", is_flag=True, help="Print JSON instead of a table.")
 overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
@@ -160,13 +165,19 @@ Examples:
 @click.option("--max-eval-samples", type=int, help="Use only the first N dev/test examples.")
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), help="Load the base in 8-bit or 4-bit (bitsandbytes)  [default: none]")
+@click.option("--max-steps", type=int, help="Stop after N optimizer steps (overrides --epochs).")
+@click.option("--grad-accum", type=int, help="Gradient accumulation steps.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")
+@click.option("--gradient-checkpointing", is_flag=True, default=None, help="Trade compute for activation memory.")
+@click.option("--resume", is_flag=True, default=None, help="Continue the interrupted run in --output from its newest complete checkpoint.")
 @click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
 @quiet_option
 @json_option
 @overrides_argument
 def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_samples, max_eval_samples,
-          seed, quantize, recipe, overwrite, quiet, json_, overrides):
+          seed, quantize, max_steps, grad_accum, precision, gradient_checkpointing, resume, recipe, overwrite,
+          quiet, json_, overrides):
     """Adapt a base model to a task with a parameter-efficient method.
 
     Sugar for a recipe: every flag sets one recipe key, and KEY=VALUE sets any other
@@ -178,7 +189,7 @@ def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_s
         "output.dir": output, "training.epochs": epochs, "training.batch_size": batch_size,
         "training.learning_rate": lr, "data.max_train_samples": max_train_samples,
         "data.max_eval_samples": max_eval_samples, "training.seed": seed, "output.overwrite": overwrite,
-        "model.quantization": quantize,
+        "model.quantization": quantize, **_training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume),
     }
     if recipe is None and not (method and task):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
@@ -204,7 +215,11 @@ Examples:
 @click.option("--line-by-line", is_flag=True, default=None, help="One document per sequence instead of packed blocks.")
 @click.option("--streaming", is_flag=True, default=None, help="Read the corpus lazily (needs --max-steps).")
 @click.option("--output", "-o", help="Output model directory  [default: runs/pretrain-<objective>-<time>]")
-@click.option("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
+@click.option("--max-steps", type=int, help="Stop after N optimizer steps (overrides --epochs).")
+@click.option("--grad-accum", type=int, help="Gradient accumulation steps.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")
+@click.option("--gradient-checkpointing", is_flag=True, default=None, help="Trade compute for activation memory.")
+@click.option("--resume", is_flag=True, default=None, help="Continue the interrupted run in --output from its newest complete checkpoint.")
 @click.option("--epochs", type=float, help="Passes over the text.")
 @click.option("--batch-size", type=int, help="Sequences per step.")
 @click.option("--lr", type=float, help="Peak learning rate  [default: the method's]")
@@ -216,7 +231,8 @@ Examples:
 @json_option
 @overrides_argument
 def pretrain(objective, method, model, data, validation, validation_split, fmt, text_field, block_size, line_by_line,
-             streaming, output, max_steps, epochs, batch_size, lr, seed, quantize, recipe, overwrite, quiet, json_, overrides):
+             streaming, output, max_steps, grad_accum, precision, gradient_checkpointing, resume, epochs, batch_size,
+             lr, seed, quantize, recipe, overwrite, quiet, json_, overrides):
     """Continue pretraining an encoder on unlabelled text with a self-supervised objective.
 
     Reports held-out perplexity before and after; the output directory is a model that
@@ -228,9 +244,9 @@ def pretrain(objective, method, model, data, validation, validation_split, fmt, 
         "data.path": list(data) or None, "data.validation": validation, "data.validation_split": validation_split,
         "data.format": fmt, "data.text_field": text_field, "data.block_size": block_size,
         "data.line_by_line": line_by_line, "data.streaming": streaming, "output.dir": output,
-        "training.max_steps": max_steps, "training.epochs": epochs, "training.batch_size": batch_size,
+        "training.epochs": epochs, "training.batch_size": batch_size,
         "training.learning_rate": lr, "training.seed": seed, "output.overwrite": overwrite,
-        "model.quantization": quantize,
+        "model.quantization": quantize, **_training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume),
     }
     _run_recipe(recipe, flags, overrides, quiet, json_, kind="pretrain")
 

@@ -109,11 +109,11 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     d, t = recipe.data, recipe.training
     out = Path(recipe.output.dir or time.strftime(f"runs/pretrain-{objective.name}-%Y%m%d-%H%M%S"))
     echo(f"Output: {out}")
-    prepare_output_dir(out, recipe.output.overwrite)
+    prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
     models.quiet_libraries()
     import transformers
 
-    from .train import FeatureDataset, build_trainer
+    from .train import FeatureDataset, build_trainer, train_resumably
 
     transformers.set_seed(t.seed)
     model_path = models.resolve(recipe.model.name)
@@ -166,7 +166,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         collator=_EvalAwareCollator(objective.collator(tokenizer, options), pad),
         eval_steps=t.eval_steps or max(1, total_steps // 5), quiet=quiet, callbacks=tuple(callbacks),
     )
-    result = trainer.train()
+    result = train_resumably(trainer, recipe.output.resume, out)
     runtime = result.metrics["train_runtime"] - trainer.clock.excluded
     model = trainer.model
     after, _ = perplexity(model, eval_features.features, pad, t.eval_batch_size)

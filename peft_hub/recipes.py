@@ -71,10 +71,14 @@ class TrainingConfig(Options):
     batching: Literal["length", "random"] = option("length", "`length` groups examples of similar length (far less padding); `random` shuffles plainly.")
     seed: int = option(42, "Random seed (head initialisation, data order, dropout).")
     logging_steps: int = option(20, "Log the training loss every N steps.")
+    grad_accum: int = option(1, "Gradient accumulation: optimizer steps see batch_size x grad_accum examples.")
+    precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "Mixed precision (autocast): bf16 on recent CPUs and GPUs, fp16 on CUDA GPUs only.")
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
+    save_steps: int | None = option(None, "Also save a resumable checkpoint every N steps (default: at each evaluation).")
 
     def check(self) -> list[str]:
         errors = []
-        for key in ("batch_size", "eval_batch_size", "logging_steps"):
+        for key in ("batch_size", "eval_batch_size", "logging_steps", "grad_accum"):
             if getattr(self, key) < 1:
                 errors.append(f"{key}: must be at least 1, got {getattr(self, key)}")
         if self.epochs <= 0:
@@ -90,6 +94,7 @@ class TrainingConfig(Options):
 class OutputConfig(Options):
     dir: str | None = option(None, "Run directory (relative to the current directory). Unset: runs/<task>-<method>-<date>-<time>.")
     overwrite: bool = option(False, "Replace a finished run already in `dir`.")
+    resume: bool = option(False, "Continue an interrupted run in `dir` from its newest complete checkpoint.")
 
 
 @dataclass

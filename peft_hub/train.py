@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import PeftHubError
 from .recipes import Resolved
 
 
@@ -88,6 +89,49 @@ def _callbacks(quiet: bool) -> tuple[list, list]:
     return add, [PrinterCallback, ProgressCallback]
 
 
+COMPLETE = "COMPLETE"
+
+
+def _CompleteMarker():
+    """Marks a checkpoint directory complete once Trainer has written all of it, so a run killed
+    while saving never leaves a checkpoint that looks usable."""
+    from transformers import TrainerCallback
+
+    class CompleteMarker(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if path.is_dir():
+                    (path / COMPLETE).write_text("")
+
+    return CompleteMarker()
+
+
+def newest_complete_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint with the highest step that was completely written."""
+    found = [p for p in directory.glob("checkpoint-*") if (p / COMPLETE).exists() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def train_resumably(trainer: Any, resume: bool, output_dir: Path) -> Any:
+    """``trainer.train()``, from the newest complete checkpoint when resuming; on Ctrl-C, save a
+    checkpoint and say how to continue."""
+    checkpoint = None
+    if resume:
+        checkpoint = newest_complete_checkpoint(output_dir / "checkpoints")
+        if checkpoint is None:
+            raise PeftHubError(f"Nothing to resume in {output_dir}: it has no complete checkpoint. Run without --resume.")
+    try:
+        return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except KeyboardInterrupt:
+        trainer._save_checkpoint(trainer.model, trial=None)
+        _CompleteMarker().on_save(trainer.args, trainer.state, trainer.control)
+        raise PeftHubError(
+            f"Interrupted at step {trainer.state.global_step}; a checkpoint was saved in {output_dir / 'checkpoints'}. "
+            "Run the same command again with --resume to continue."
+        ) from None
+
+
 def _trainer_class() -> type:
     from transformers import Trainer
 
@@ -152,6 +196,10 @@ def build_trainer(
     from transformers import TrainingArguments
 
     t = training
+    if t.precision == "fp16" and not torch.cuda.is_available():
+        raise PeftHubError("training.precision=fp16 needs a CUDA GPU; on this machine use bf16 (or fp32).")
+    if t.precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise PeftHubError("This GPU does not support bf16; use training.precision=fp16 (or fp32).")
     if dev is None:
         interval = dict(eval_strategy="no", save_strategy="no")
     elif eval_steps or t.max_steps:  # evaluate (and keep the best) at least once before the end
@@ -185,8 +233,16 @@ def build_trainer(
         include_num_input_tokens_seen="non_padding",
         use_cpu=not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available(),
+        gradient_accumulation_steps=t.grad_accum,
+        bf16=t.precision == "bf16",
+        fp16=t.precision == "fp16",
+        gradient_checkpointing=t.gradient_checkpointing,
         **interval,
     )
+    if t.save_steps:
+        args.save_strategy, args.save_steps = "steps", t.save_steps
+        if args.eval_strategy != "no":  # keeping the best needs a checkpoint at every evaluation
+            args.eval_strategy, args.eval_steps = "steps", t.save_steps
     add, remove = _callbacks(quiet)
     with _quantized_in_house(model):
         trainer = _trainer_class()(
@@ -201,7 +257,7 @@ def build_trainer(
         )
     for callback in remove:
         trainer.remove_callback(callback)
-    for callback in [*add, *callbacks]:
+    for callback in [*add, _CompleteMarker(), *callbacks]:
         trainer.add_callback(callback)
     trainer.clock = add[0]
     return trainer

@@ -1,0 +1,92 @@
+"""Checkpoints and resume: a run killed with SIGKILL resumes from its newest complete checkpoint
+and ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from peft_hub import recipes
+from peft_hub.errors import PeftHubError
+from peft_hub.train import COMPLETE, newest_complete_checkpoint
+
+
+def _command(tiny_model, out, *extra):
+    return [sys.executable, "-m", "peft_hub", "adapt", "--method", "lora", "--task", "ner", "--model", str(tiny_model),
+            "--output", str(out), "--max-steps", "48", "--lr", "5e-3", "--quiet", "--json",
+            "training.save_steps=8", "training.logging_steps=4", *extra]
+
+
+def _env():
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
+    reference = subprocess.run(_command(tiny_model, tmp_path / "ref"), capture_output=True, text=True, env=_env(), timeout=600)
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(_command(tiny_model, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if (out / "checkpoints" / "checkpoint-16" / COMPLETE).exists():
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "run.json").exists(), "the run finished before it could be killed"
+    assert newest_complete_checkpoint(out / "checkpoints") is not None
+
+    resumed = subprocess.run(_command(tiny_model, out, "--resume"), capture_output=True, text=True, env=_env(), timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    ref, res = json.loads(reference.stdout), json.loads(resumed.stdout)
+    assert res["train_steps"] == ref["train_steps"] == 48
+    for split in ("dev", "test"):
+        for key in ("precision", "recall", "f1", "loss"):
+            assert res[split][key] == pytest.approx(ref[split][key], abs=1e-6), (split, key)
+
+
+def test_incomplete_checkpoints_are_ignored(tmp_path):
+    (tmp_path / "checkpoint-10").mkdir()
+    (tmp_path / "checkpoint-10" / COMPLETE).write_text("")
+    (tmp_path / "checkpoint-20").mkdir()  # killed while saving
+    assert newest_complete_checkpoint(tmp_path).name == "checkpoint-10"
+
+
+def test_resume_without_checkpoints_is_refused(tiny_model, tmp_path):
+    from peft_hub import adapt
+
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                     "output.dir": str(tmp_path / "none"), "output.resume": True})
+    with pytest.raises(PeftHubError, match="has no checkpoints to resume from"):
+        adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
+
+
+def test_fp16_without_a_gpu_is_a_clear_error(tiny_model, tmp_path):
+    import torch
+
+    from peft_hub import adapt
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                     "output.dir": str(tmp_path / "fp16"), "training.precision": "fp16"})
+    with pytest.raises(PeftHubError, match="fp16 needs a CUDA GPU; on this machine use bf16"):
+        adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
+
+
+def test_bf16_grad_accum_and_checkpointing_train(tiny_model, tmp_path):
+    from peft_hub import adapt
+
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                     "output.dir": str(tmp_path / "bf16"), "training.precision": "bf16",
+                                     "training.grad_accum": 2, "training.gradient_checkpointing": True,
+                                     "training.epochs": 1})
+    trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
+    assert trained.metrics["train_steps"] == 2  # 60 sentences / (16 x 2)
