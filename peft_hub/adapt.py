@@ -104,17 +104,20 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
     what metrics.json holds)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
+    from .train import FeatureDataset, is_main_process, task_trainer, train_resumably
+
+    main = is_main_process()
+    echo = echo if main else (lambda message: None)  # only rank 0 talks and writes
     out = Path(recipe.output.dir or time.strftime(f"runs/{task.name}-{method.name}-%Y%m%d-%H%M%S"))
     echo(f"Output: {out}")
-    prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
+    if main:
+        prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
     models.quiet_libraries()
     import transformers
 
     transformers.set_seed(recipe.training.seed)
     model_path = models.resolve(recipe.model.name)
     tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
-
-    from .train import FeatureDataset, task_trainer, train_resumably
 
     splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
     limits = {"train": recipe.data.max_train_samples, "validation": recipe.data.max_eval_samples, "test": recipe.data.max_eval_samples}
@@ -166,8 +169,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         train_loss=result.training_loss,
         history=[e for e in trainer.state.log_history if not any(k.startswith("test_") for k in e)],
     )
-    save_run(out, resolved, model, tokenizer, labels, model_path, metrics)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if main:
+        save_run(out, resolved, model, tokenizer, labels, model_path, metrics)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     model.eval()
     return LoadedRun(resolved, model, tokenizer, labels, out, metrics)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -92,6 +93,7 @@ def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as
 
 def _run_one(resolved, quiet: bool, as_json: bool) -> str:
     from . import adapt, pretrain
+    from .train import is_main_process
 
     if resolved.kind == "pretrain":
         out, metrics = pretrain.run(resolved, quiet=quiet, echo=_echo(quiet))
@@ -99,6 +101,8 @@ def _run_one(resolved, quiet: bool, as_json: bool) -> str:
     else:
         trained = adapt.run(resolved, quiet=quiet, echo=_echo(quiet))
         out, metrics, summary = trained.directory, trained.metrics, _summary
+    if not is_main_process():
+        return str(out)
     if as_json:
         click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
     else:
@@ -132,6 +136,32 @@ def _summary(out: Path, metrics: dict) -> str:
     )
     lines.append(f'Next: peft-hub predict {out} "some text"   |   peft-hub evaluate {out} --data DIR')
     return "\n".join(lines)
+
+
+def _relaunch(num_processes: int | None) -> None:
+    """With --num-processes N (N > 1), run this same command in N processes through torchrun
+    (DDP; gloo on CPU) and exit with its status. Inside such a run, do nothing."""
+    if not num_processes or num_processes < 2 or "LOCAL_RANK" in os.environ:
+        return
+    import subprocess
+
+    import torch
+
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--num-processes":
+            skip = True
+        elif not arg.startswith("--num-processes="):
+            argv.append(arg)
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env["ACCELERATE_USE_CPU"] = "true"  # Trainer then runs DDP over gloo
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",
+               "-m", "peft_hub", *argv]
+    click.echo(f"Starting {num_processes} processes: {' '.join(command[2:])}", err=True)
+    sys.exit(subprocess.run(command, env=env).returncode)
 
 
 def _training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume) -> dict:
@@ -170,14 +200,15 @@ Examples:
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")
 @click.option("--gradient-checkpointing", is_flag=True, default=None, help="Trade compute for activation memory.")
 @click.option("--resume", is_flag=True, default=None, help="Continue the interrupted run in --output from its newest complete checkpoint.")
+@click.option("--num-processes", type=int, help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")
 @click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
 @quiet_option
 @json_option
 @overrides_argument
 def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_samples, max_eval_samples,
-          seed, quantize, max_steps, grad_accum, precision, gradient_checkpointing, resume, recipe, overwrite,
-          quiet, json_, overrides):
+          seed, quantize, max_steps, grad_accum, precision, gradient_checkpointing, resume, num_processes, recipe,
+          overwrite, quiet, json_, overrides):
     """Adapt a base model to a task with a parameter-efficient method.
 
     Sugar for a recipe: every flag sets one recipe key, and KEY=VALUE sets any other
@@ -193,6 +224,7 @@ def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_s
     }
     if recipe is None and not (method and task):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
+    _relaunch(num_processes)
     _run_recipe(recipe, flags, overrides, quiet, json_, kind="adapt")
 
 
@@ -220,6 +252,7 @@ Examples:
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")
 @click.option("--gradient-checkpointing", is_flag=True, default=None, help="Trade compute for activation memory.")
 @click.option("--resume", is_flag=True, default=None, help="Continue the interrupted run in --output from its newest complete checkpoint.")
+@click.option("--num-processes", type=int, help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")
 @click.option("--epochs", type=float, help="Passes over the text.")
 @click.option("--batch-size", type=int, help="Sequences per step.")
 @click.option("--lr", type=float, help="Peak learning rate  [default: the method's]")
@@ -231,8 +264,8 @@ Examples:
 @json_option
 @overrides_argument
 def pretrain(objective, method, model, data, validation, validation_split, fmt, text_field, block_size, line_by_line,
-             streaming, output, max_steps, grad_accum, precision, gradient_checkpointing, resume, epochs, batch_size,
-             lr, seed, quantize, recipe, overwrite, quiet, json_, overrides):
+             streaming, output, max_steps, grad_accum, precision, gradient_checkpointing, resume, num_processes, epochs,
+             batch_size, lr, seed, quantize, recipe, overwrite, quiet, json_, overrides):
     """Continue pretraining an encoder on unlabelled text with a self-supervised objective.
 
     Reports held-out perplexity before and after; the output directory is a model that
@@ -248,6 +281,7 @@ def pretrain(objective, method, model, data, validation, validation_split, fmt, 
         "training.learning_rate": lr, "training.seed": seed, "output.overwrite": overwrite,
         "model.quantization": quantize, **_training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume),
     }
+    _relaunch(num_processes)
     _run_recipe(recipe, flags, overrides, quiet, json_, kind="pretrain")
 
 

@@ -107,13 +107,16 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     """Continue pretraining a model on text; returns the output directory and its metrics."""
     recipe, objective, method = resolved.recipe, resolved.objective, resolved.method
     d, t = recipe.data, recipe.training
+    from .train import FeatureDataset, build_trainer, is_main_process, train_resumably
+
+    main = is_main_process()
+    echo = echo if main else (lambda message: None)  # only rank 0 talks and writes
     out = Path(recipe.output.dir or time.strftime(f"runs/pretrain-{objective.name}-%Y%m%d-%H%M%S"))
     echo(f"Output: {out}")
-    prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
+    if main:
+        prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
     models.quiet_libraries()
     import transformers
-
-    from .train import FeatureDataset, build_trainer, train_resumably
 
     transformers.set_seed(t.seed)
     model_path = models.resolve(recipe.model.name)
@@ -172,6 +175,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     after, _ = perplexity(model, eval_features.features, pad, t.eval_batch_size)
     echo(f"Held-out perplexity after training: {after:.2f}")
 
+    if not main:
+        return out, {}
     if quant != "none":  # never merge into 8-bit/4-bit weights: reload the base in full precision
         method.save(model, out / "method")
         base, _ = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code)

@@ -68,7 +68,7 @@ class TrainingConfig(Options):
     weight_decay: float = option(0.01, "AdamW weight decay.")
     warmup_ratio: float = option(0.1, "Fraction of steps with a linear learning-rate warm-up.")
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = option("linear", "Learning-rate schedule after warm-up.")
-    batching: Literal["length", "random"] = option("length", "`length` groups examples of similar length (far less padding); `random` shuffles plainly.")
+    batching: Literal["length", "random", "sequential"] = option("length", "`length` groups examples of similar length (far less padding); `random` shuffles plainly; `sequential` keeps file order.")
     seed: int = option(42, "Random seed (head initialisation, data order, dropout).")
     logging_steps: int = option(20, "Log the training loss every N steps.")
     grad_accum: int = option(1, "Gradient accumulation: optimizer steps see batch_size x grad_accum examples.")

@@ -90,6 +90,12 @@ def _callbacks(quiet: bool) -> tuple[list, list]:
 
 
 COMPLETE = "COMPLETE"
+_SAMPLING = {"length": "group_by_length", "random": "random", "sequential": "sequential"}
+
+
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of a multi-process run (torchrun / accelerate launch)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _CompleteMarker():
@@ -220,7 +226,7 @@ def build_trainer(
         weight_decay=t.weight_decay,
         warmup_steps=t.warmup_ratio,
         lr_scheduler_type=t.lr_scheduler,
-        train_sampling_strategy="group_by_length" if t.batching == "length" and hasattr(train, "__len__") else "random",
+        train_sampling_strategy=_SAMPLING[t.batching] if hasattr(train, "__len__") else "random",
         logging_steps=t.logging_steps,
         load_best_model_at_end=dev is not None,
         metric_for_best_model=metric,
@@ -237,6 +243,10 @@ def build_trainer(
         bf16=t.precision == "bf16",
         fp16=t.precision == "fp16",
         gradient_checkpointing=t.gradient_checkpointing,
+        ddp_find_unused_parameters=False,
+        # True scales the *reported* loss by the number of processes in transformers 5.23;
+        # False: DDP averages the per-process mean losses, and losses read the same in any setup.
+        average_tokens_across_devices=False,
         **interval,
     )
     if t.save_steps:
