@@ -242,7 +242,7 @@ def build_trainer(
         gradient_accumulation_steps=t.grad_accum,
         bf16=t.precision == "bf16",
         fp16=t.precision == "fp16",
-        gradient_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing=t.gradient_checkpointing,
         ddp_find_unused_parameters=False,
         # True scales the *reported* loss by the number of processes in transformers 5.23;
         # False: DDP averages the per-process mean losses, and losses read the same in any setup.
