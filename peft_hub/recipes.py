@@ -64,7 +64,7 @@ class TrainingConfig(Options):
     max_steps: int | None = option(None, "Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = option(16, "Examples per training step.")
     eval_batch_size: int = option(64, "Examples per evaluation step.")
-    learning_rate: float | None = option(None, "Peak learning rate. Unset: the method's default (e.g. 2e-3 for LoRA, 5e-5 for full fine-tuning).")
+    learning_rate: float | None = option(None, "Peak learning rate. Unset: the method's default (e.g. 2e-3 for LoRA, 2e-4 for full fine-tuning; see `peft-hub methods list --json`).")
     weight_decay: float = option(0.01, "AdamW weight decay.")
     warmup_ratio: float = option(0.1, "Fraction of steps with a linear learning-rate warm-up.")
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = option("linear", "Learning-rate schedule after warm-up.")
@@ -355,8 +355,11 @@ class Resolved:
 
 
 def _looks_like_path(value: str) -> bool:
-    return value.startswith((".", "/", "~")) or os.sep in value.strip("/") and value.count("/") > 1 or value.endswith(
-        (".txt", ".tsv", ".csv", ".jsonl", ".json", ".conll", ".iob", ".bio")
+    """A local path rather than a hub dataset id (``name`` or ``owner/name``)."""
+    return (
+        value.startswith((".", "/", "~"))
+        or value.count("/") > 1
+        or value.endswith((".txt", ".tsv", ".csv", ".jsonl", ".json", ".conll", ".iob", ".bio"))
     )
 
 

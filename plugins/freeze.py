@@ -22,7 +22,7 @@ class Freeze(StateDictMethod):
     name = "freeze"
     description = "Partial fine-tuning: the top K encoder layers and the head train, the rest is frozen."
     Options = FreezeOptions
-    default_learning_rate = 1e-4
+    default_learning_rate = 1e-3  # benchmarks/lr_sweep.sh
     cannot_merge = None
     quantizable = False  # it updates base weights
 

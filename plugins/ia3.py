@@ -23,7 +23,7 @@ class IA3(peft_hub.PeftMethod):
     name = "ia3"
     description = "IA3: learned rescaling vectors on keys, values and feed-forward layers (peft)."
     Options = IA3Options
-    default_learning_rate = 1e-2
+    default_learning_rate = 3e-2  # benchmarks/lr_sweep.sh
 
     def peft_config(self, options, task, model):
         from peft import IA3Config
