@@ -439,40 +439,21 @@ def _describe(table: dict, as_json: bool) -> None:
             click.echo(f"    {o['name']} ({o['type']}, default {o['default']!r}): {o['help']}")
 
 
-@cli.group()
-def methods():
-    """Adapter methods."""
+def _listing_group(name: str, summary: str, table) -> None:
+    """`peft-hub NAME list [--json]` for one kind of registered component."""
+    group = click.Group(name, help=summary)
+
+    @group.command(name="list", help=f"List {name} with their options.")
+    @json_option
+    def list_(json_):
+        _describe(table(), json_)
+
+    cli.add_command(group)
 
 
-@methods.command(name="list")
-@json_option
-def methods_list(json_):
-    """List adapter methods with their options."""
-    _describe(registry.methods(), json_)
-
-
-@cli.group()
-def tasks():
-    """Task heads."""
-
-
-@tasks.command(name="list")
-@json_option
-def tasks_list(json_):
-    """List tasks with their options."""
-    _describe(registry.tasks(), json_)
-
-
-@cli.group()
-def objectives():
-    """Self-supervised pretraining objectives."""
-
-
-@objectives.command(name="list")
-@json_option
-def objectives_list(json_):
-    """List objectives with their options."""
-    _describe(registry.objectives(), json_)
+_listing_group("methods", "Adapter methods.", registry.methods)
+_listing_group("tasks", "Task heads.", registry.tasks)
+_listing_group("objectives", "Self-supervised pretraining objectives.", registry.objectives)
 
 
 @cli.group()

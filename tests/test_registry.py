@@ -201,3 +201,15 @@ def test_example_third_party_plugin_installs_and_trains(tmp_path, tiny_model, cl
         sys.modules.pop("peft_hub_dora", None)
         registry.reset()
         registry.load_plugins()
+
+
+@pytest.mark.parametrize("kind, expected", [("methods", {"lora", "adapter", "prefix", "ia3", "full", "freeze"}),
+                                            ("tasks", {"ner", "classify"}), ("objectives", {"mlm", "wwm"})])
+def test_listing_commands(kind, expected, cli_runner):
+    from peft_hub.cli import cli
+
+    result = cli_runner.invoke(cli, [kind, "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert expected <= {r["name"] for r in rows}
+    assert all(r["distribution"] == "peft-hub" and isinstance(r["options"], list) for r in rows)
