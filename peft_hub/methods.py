@@ -66,8 +66,12 @@ class PeftMethod(Method):
         from peft import get_peft_model
 
         config = self.peft_config(options, task, model)
-        # The head is created fresh for the task: train it and save it with the adapter.
-        config.modules_to_save = sorted(set(config.modules_to_save or []) | set(task.head_modules(model)))
+        heads = task.head_modules(model)
+        # The head is created fresh for the task: train it fully and save it with the adapter ...
+        config.modules_to_save = sorted(set(config.modules_to_save or []) | set(heads))
+        if hasattr(config, "exclude_modules"):  # ... and keep the method's own layers out of it
+            inside = {n for n, _ in model.named_modules() if any(n == h or n.startswith(h + ".") for h in heads)}
+            config.exclude_modules = set(config.exclude_modules or []) | inside
         return get_peft_model(model, config)
 
     def save(self, model, directory):
@@ -88,6 +92,12 @@ def train_only(model: torch.nn.Module, trainable: Callable[[str], bool]) -> None
     """Freeze every parameter whose name ``trainable(name)`` rejects; unfreeze the others."""
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(trainable(name))
+
+
+def train_head(model: torch.nn.Module, task: Task) -> None:
+    """Unfreeze the task's head modules (they start fresh, so every method trains them)."""
+    for name in task.head_modules(model):
+        model.get_submodule(name).requires_grad_(True)
 
 
 class StateDictMethod(Method):

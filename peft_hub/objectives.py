@@ -24,8 +24,8 @@ class Objective:
     Options: ClassVar[type[Options]] = Options
     #: peft's ``TaskType`` for methods wrapping the model (None: peft's generic ``PeftModel``).
     peft_task_type: ClassVar[str | None] = None
-    #: Module names never quantized (the pretraining head; its decoder is tied to the embeddings).
-    keep_full_precision: ClassVar[list[str]] = ["cls", "lm_head"]
+    #: Module names never quantized: the pretraining head (its decoder is tied to the embeddings).
+    keep_full_precision: ClassVar[list[str]] = []
     #: Whether blocks must carry ``word_ids`` (the word index of every token) for the collator.
     needs_word_ids: ClassVar[bool] = False
 

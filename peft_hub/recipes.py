@@ -146,12 +146,15 @@ class PretrainTrainingConfig(TrainingConfig):
     early_stopping_patience: int | None = option(3, "Stop after N evaluations without a better held-out loss (null: never).")
 
 
+PRETRAIN_METHOD = "full"  # continued pretraining updates the whole encoder unless told otherwise
+
+
 @dataclass
 class PretrainRecipe(Options):
     """A complete, validated description of a ``pretrain`` run."""
 
     objective: ComponentConfig = option(help="The self-supervised objective, e.g. {name: mlm}.")
-    method: ComponentConfig = dataclasses.field(default_factory=lambda: ComponentConfig("full"), metadata={"help": "How the encoder trains (default: full)."})
+    method: ComponentConfig = dataclasses.field(default_factory=lambda: ComponentConfig(PRETRAIN_METHOD), metadata={"help": f"How the encoder trains (default: {PRETRAIN_METHOD})."})
     model: ModelConfig = option(ModelConfig, "The base model.")
     data: TextDataConfig = option(TextDataConfig, "The unlabelled text.")
     training: PretrainTrainingConfig = option(PretrainTrainingConfig, "Optimisation settings.")
@@ -372,7 +375,7 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
     found: dict[str, tuple[Any, Any]] = {}
     kinds = (("objective", registry.get_objective) if pretrain else ("task", registry.get_task), ("method", registry.get_method))
     for kind, lookup in kinds:
-        section = data.get(kind, {"name": "full"} if kind == "method" and pretrain else None)
+        section = data.get(kind, {"name": PRETRAIN_METHOD} if kind == "method" and pretrain else None)
         if not isinstance(section, dict) or not isinstance(section.get("name"), str):
             continue  # the schema check above reported it
         try:
@@ -398,14 +401,16 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
         if method.cannot_merge:
             errors.append(
                 f"method.name: {method.name!r} cannot be merged into the encoder ({method.cannot_merge}), so its "
-                "pretraining result could not serve as a --model for adapt. Use full, lora, ia3 or freeze."
+                "pretraining result could not serve as a --model for adapt. Use one of: "
+                + ", ".join(n for n, e in registry.methods().items() if not e.obj.cannot_merge) + "."
             )
     if recipe is not None and recipe.model.quantization != "none":
         method = found.get("method", (None,))[0]
         if method is not None and not method.quantizable:
             errors.append(
                 f"model.quantization: the method {method.name!r} updates the base weights, which cannot be trained "
-                f"in {recipe.model.quantization}. Drop --quantize, or use lora, adapter, ia3 or prefix."
+                f"in {recipe.model.quantization}. Drop --quantize, or use one of: "
+                + ", ".join(n for n, e in registry.methods().items() if e.obj.quantizable) + "."
             )
         if importlib.util.find_spec("bitsandbytes") is None:
             errors.append(

@@ -36,8 +36,8 @@ class Task:
     Options: ClassVar[type[Options]] = Options
     #: peft's ``TaskType`` name for this task, e.g. ``"TOKEN_CLS"``.
     peft_task_type: ClassVar[str]
-    #: Module names never quantized (the head, which trains in full precision).
-    keep_full_precision: ClassVar[list[str]] = ["classifier", "score"]
+    #: Module names never quantized: the head, which trains in full precision.
+    keep_full_precision: ClassVar[list[str]] = []
     #: Key of :meth:`compute_metrics`' result used to keep the best epoch (higher is better).
     primary_metric: ClassVar[str] = "f1"
 

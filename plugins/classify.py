@@ -124,6 +124,7 @@ class Classify(peft_hub.Task):
     name = "classify"
     description = "Text classification (one label per text); accuracy and macro-F1."
     Options = ClassifyOptions
+    keep_full_precision = ["classifier"]  # the head stays out of 8-bit/4-bit
     peft_task_type = "SEQ_CLS"
     primary_metric = "f1"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import peft_hub
 from peft_hub import option
-from peft_hub.methods import StateDictMethod, train_only
+from peft_hub.methods import StateDictMethod, train_head, train_only
 from peft_hub.models import encoder_layers
 
 
@@ -36,8 +36,7 @@ class Freeze(StateDictMethod):
         train_only(model, lambda name: False)
         for layer in layers[len(layers) - options.top_layers:]:
             layer.requires_grad_(True)
-        for name in task.head_modules(model):
-            model.get_submodule(name).requires_grad_(True)
+        train_head(model, task)
         return model
 
     def merge(self, model):

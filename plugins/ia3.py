@@ -32,7 +32,6 @@ class IA3(peft_hub.PeftMethod):
             task_type=task.peft_task_type,
             target_modules=options.target_modules,
             feedforward_modules=options.feedforward_modules,
-            exclude_modules=task.head_modules(model),
         )
 
 

@@ -47,8 +47,6 @@ class Lora(peft_hub.PeftMethod):
             lora_dropout=options.dropout,
             target_modules=options.target_modules,
             bias=options.bias,
-            # keep the task head out of LoRA: it trains fully through modules_to_save
-            exclude_modules=task.head_modules(model),
         )
 
 

@@ -70,6 +70,7 @@ class MaskedLM(peft_hub.Objective):
     name = "mlm"
     description = "Masked language modelling: 15% of tokens, dynamic each epoch, 80% [MASK] / 10% random / 10% kept."
     Options = MlmOptions
+    keep_full_precision = ["cls", "lm_head"]  # the head (BERT: cls, RoBERTa: lm_head) stays out of 8-bit/4-bit
 
     def build_model(self, model_path, **load_kwargs):
         from transformers import AutoModelForMaskedLM

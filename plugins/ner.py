@@ -138,6 +138,7 @@ class Ner(peft_hub.Task):
     name = "ner"
     description = "Named-entity recognition (token classification); entity-level seqeval P/R/F1."
     Options = NerOptions
+    keep_full_precision = ["classifier"]  # the head stays out of 8-bit/4-bit
     peft_task_type = "TOKEN_CLS"
     primary_metric = "f1"
 

@@ -24,7 +24,6 @@ class Dora(peft_hub.PeftMethod):
         return LoraConfig(
             task_type=task.peft_task_type, r=options.r, lora_alpha=options.alpha,
             target_modules=options.target_modules, use_dora=True,
-            exclude_modules=task.head_modules(model),
         )
 
 

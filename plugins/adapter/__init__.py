@@ -9,7 +9,7 @@ from typing import Literal
 
 import peft_hub
 from peft_hub import option
-from peft_hub.methods import StateDictMethod, train_only
+from peft_hub.methods import StateDictMethod, train_head, train_only
 from peft_hub.models import encoder_layers
 
 
@@ -36,13 +36,13 @@ class BottleneckAdapter(StateDictMethod):
         from .layer import ADAPTER_PREFIX, AdaptedLinear  # torch loads only when a run needs it
 
         places = ["output"] if options.config == "pfeiffer" else ["attention.output", "output"]
-        head = set(task.head_modules(model))
         for layer in encoder_layers(model):
             for place in places:
                 parent = layer.get_submodule(place)
                 if not isinstance(parent.dense, AdaptedLinear):
                     parent.dense = AdaptedLinear(parent.dense, options.reduction_factor, options.non_linearity)
-        train_only(model, lambda name: f".{ADAPTER_PREFIX}." in name or name.split(".")[0] in head)
+        train_only(model, lambda name: f".{ADAPTER_PREFIX}." in name)
+        train_head(model, task)
         return model
 
 
