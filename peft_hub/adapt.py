@@ -13,60 +13,27 @@ A run directory holds::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import __version__, models, recipes
-from . import options as opts
+from . import models, recipes, rundir
+from .rundir import Echo
 from .errors import RunDirError
 from .recipes import DataConfig, Resolved
-
-Echo = Callable[[str], None]
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
-
-
-def prepare_output_dir(path: Path, overwrite: bool, resume: bool = False) -> None:
-    if resume:
-        if (path / "run.json").exists():
-            raise RunDirError(f"{path} holds a finished run: there is nothing to resume.")
-        if not (path / "checkpoints").is_dir():
-            raise RunDirError(f"{path} has no checkpoints to resume from. Run without --resume.")
-        return
-    if (path / "run.json").exists():
-        if not overwrite:
-            raise RunDirError(
-                f"{path} already holds a finished run. Choose another --output, or pass --overwrite "
-                "(output.overwrite=true) to replace it."
-            )
-        shutil.rmtree(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise RunDirError(f"Cannot write to the output directory {path}: {exc.strerror or exc}. Choose another --output.") from None
-
 
 def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
     data = resolved.recipe.data
     if data.path is None and data.train is None:
         sample = resolved.task.sample_data()
         echo(f"No --data given: training on the small sample built into the {resolved.task.name!r} task ({sample}).")
-        return DataConfig(**{**opts.to_dict(data), "path": str(sample)})
+        return dataclasses.replace(data, path=str(sample))
     return data
 
 
@@ -104,14 +71,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
     what metrics.json holds)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
-    from .train import FeatureDataset, is_main_process, task_trainer, train_resumably
+    from .train import FeatureDataset, task_trainer, train_resumably
 
-    main = is_main_process()
-    echo = echo if main else (lambda message: None)  # only rank 0 talks and writes
-    out = Path(recipe.output.dir or time.strftime(f"runs/{task.name}-{method.name}-%Y%m%d-%H%M%S"))
-    echo(f"Output: {out}")
-    if main:
-        prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
+    out, echo, main = rundir.start(recipe.output, f"{task.name}-{method.name}", echo)
     models.quiet_libraries()
     import transformers
 
@@ -170,27 +132,12 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         history=[e for e in trainer.state.log_history if not any(k.startswith("test_") for k in e)],
     )
     if main:
-        save_run(out, resolved, model, tokenizer, labels, model_path, metrics)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        resolved.method.save(model, out / "adapter")
+        tokenizer.save_pretrained(str(out / "tokenizer"))
+        rundir.write_json(out / "labels.json", labels)
+        rundir.finish(out, resolved, metrics, {"task": task.name, "method": method.name, "base_model": model_path})
     model.eval()
     return LoadedRun(resolved, model, tokenizer, labels, out, metrics)
-
-
-def save_run(out: Path, resolved: Resolved, model: Any, tokenizer: Any, labels: list[str], model_path: str, metrics: dict) -> None:
-    resolved.method.save(model, out / "adapter")
-    tokenizer.save_pretrained(str(out / "tokenizer"))
-    _write_json(out / "labels.json", labels)
-    (out / "recipe.yaml").write_text(
-        f"# Resolved recipe of this run; rerun with: peft-hub run {out / 'recipe.yaml'} output.overwrite=true\n"
-        + recipes.dump(resolved),
-        encoding="utf-8",
-    )
-    _write_json(out / "metrics.json", metrics)
-    _write_json(
-        out / "run.json",
-        {"complete": True, "kind": "adapt", "task": resolved.task.name, "method": resolved.method.name,
-         "base_model": model_path, "peft_hub_version": __version__},
-    )
 
 
 # -- reloading a run ------------------------------------------------------------------------------

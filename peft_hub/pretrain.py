@@ -11,18 +11,17 @@ from __future__ import annotations
 import itertools
 import math
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, models, recipes
-from .adapt import _write_json, count_parameters, prepare_output_dir
+from . import models, rundir
+from .rundir import Echo
+from .adapt import count_parameters
 from .errors import DataError
 from .recipes import Resolved
 from .text import BlockBuilder, StreamingBlocks, build_blocks, documents, hold_out, text_files
 
-Echo = Callable[[str], None]
 #: with streaming and no validation file, held-out documents come from this many first documents
 STREAM_HOLDOUT_WINDOW = 20_000
 
@@ -107,14 +106,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     """Continue pretraining a model on text; returns the output directory and its metrics."""
     recipe, objective, method = resolved.recipe, resolved.objective, resolved.method
     d, t = recipe.data, recipe.training
-    from .train import FeatureDataset, build_trainer, is_main_process, train_resumably
+    from .train import FeatureDataset, build_trainer, train_resumably
 
-    main = is_main_process()
-    echo = echo if main else (lambda message: None)  # only rank 0 talks and writes
-    out = Path(recipe.output.dir or time.strftime(f"runs/pretrain-{objective.name}-%Y%m%d-%H%M%S"))
-    echo(f"Output: {out}")
-    if main:
-        prepare_output_dir(out, recipe.output.overwrite, recipe.output.resume)
+    out, echo, main = rundir.start(recipe.output, f"pretrain-{objective.name}", echo)
     models.quiet_libraries()
     import transformers
 
@@ -201,13 +195,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         "train_tokens_per_s": round(tokens / runtime, 1) if runtime > 0 else None,
         "history": trainer.state.log_history,
     }
-    (out / "recipe.yaml").write_text(
-        f"# Resolved recipe of this run; rerun with: peft-hub run {out / 'recipe.yaml'} output.overwrite=true\n"
-        + recipes.dump(resolved), encoding="utf-8")
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "run.json", {"complete": True, "kind": "pretrain", "objective": objective.name,
-                                   "method": method.name, "base_model": model_path, "peft_hub_version": __version__})
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    rundir.finish(out, resolved, metrics, {"objective": objective.name, "method": method.name, "base_model": model_path})
     return out, metrics
 
 

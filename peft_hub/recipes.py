@@ -354,6 +354,7 @@ class Resolved:
             if getattr(self, kind) is not None:
                 out[kind]["options"] = opts.to_dict(getattr(self, f"{kind}_options"))
         out["training"]["learning_rate"] = self.learning_rate
+        out["output"].pop("resume")  # how this run was started, not what it is
         return out
 
 
