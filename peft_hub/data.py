@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,10 +154,9 @@ def read_columns(path: str | Path) -> list[TaggedSentence]:
     return sentences
 
 
-def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
-    """``(line number, object)`` for each non-empty line of a JSON Lines file."""
-    rows = []
-    for number, line in enumerate(read_lines(path), 1):
+def jsonl_objects(numbered_lines: Iterable[tuple[int, str]], path: str | Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-empty line of JSON Lines, read lazily."""
+    for number, line in numbered_lines:
         if not line.strip():
             continue
         try:
@@ -165,8 +165,12 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
             raise DataError(f"{path}, line {number}: invalid JSON ({exc.msg}, column {exc.colno}).") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}, line {number}: expected a JSON object per line, got {type(obj).__name__}.")
-        rows.append((number, obj))
-    return rows
+        yield number, obj
+
+
+def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for each non-empty line of a JSON Lines file."""
+    return list(jsonl_objects(enumerate(read_lines(path), 1), path))
 
 
 def is_saved_dataset(path: str | Path) -> bool:

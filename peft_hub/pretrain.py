@@ -20,7 +20,7 @@ from .rundir import Echo
 from .adapt import count_parameters
 from .errors import DataError
 from .recipes import Resolved
-from .text import BlockBuilder, StreamingBlocks, build_blocks, documents, hold_out, text_files
+from .text import BlockBuilder, build_blocks, documents, hold_out, streaming_blocks, text_files
 
 #: with streaming and no validation file, held-out documents come from this many first documents
 STREAM_HOLDOUT_WINDOW = 20_000
@@ -69,11 +69,15 @@ def _head_warmup(fresh_params: set[str], steps: int):
     from transformers import TrainerCallback
 
     class HeadWarmup(TrainerCallback):
+        encoder: list | None = None
+
         def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-            if state.global_step < steps and model is not None:
-                for name, parameter in model.named_parameters():
-                    if parameter.grad is not None and not any(name.endswith(f) for f in fresh_params):
-                        parameter.grad = None
+            if state.global_step >= steps or model is None:
+                return
+            if self.encoder is None:  # once: every parameter that is not part of the fresh head
+                self.encoder = [p for n, p in model.named_parameters() if not any(n.endswith(f) for f in fresh_params)]
+            for parameter in self.encoder:
+                parameter.grad = None
 
     return HeadWarmup()
 
@@ -92,14 +96,17 @@ def _corpus(resolved: Resolved, echo: Echo) -> tuple[Callable[[], Any], list[str
     if validation_sources:
         echo(f"Held-out text: {', '.join(validation_sources)}")
         return (lambda: read(train_sources)), list(read(validation_sources))
-    if d.streaming:
-        _, held = hold_out(itertools.islice(read(train_sources), STREAM_HOLDOUT_WINDOW), d.validation_split)
-        list(_)  # run the generator to fill `held`
-    else:
-        _, held = hold_out(read(train_sources), d.validation_split)
-        list(_)
+    if d.streaming:  # held-out documents come from a first window; the stream skips the same ones
+        window, held = hold_out(itertools.islice(read(train_sources), STREAM_HOLDOUT_WINDOW), d.validation_split)
+        for _ in window:  # reading the window fills `held`
+            pass
+        make_train = lambda: hold_out(read(train_sources), d.validation_split)[0]  # noqa: E731
+    else:  # one pass over the corpus splits it
+        train_iter, held = hold_out(read(train_sources), d.validation_split)
+        train_docs = list(train_iter)
+        make_train = lambda: iter(train_docs)  # noqa: E731
     echo(f"Held-out text: {len(held)} documents (every {max(2, round(1 / d.validation_split))}th)")
-    return (lambda: hold_out(read(train_sources), d.validation_split)[0]), held
+    return make_train, held
 
 
 def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple[Path, dict]:
@@ -121,7 +128,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     if not held_docs:
         raise DataError("No held-out text: give data.validation=FILE or a larger corpus (validation_split).")
     if d.streaming:
-        train = StreamingBlocks(train_docs, block_args, tokenizer)
+        train = streaming_blocks(train_docs, block_args, tokenizer)
         echo("Training text: streamed (read and tokenized lazily)")
     else:
         builder = BlockBuilder(tokenizer, **block_args)

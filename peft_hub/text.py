@@ -8,14 +8,13 @@ grouped lazily) instead of loaded whole.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .data import find_split_files, is_saved_dataset, load_dataset_splits, read_lines
+from .data import find_split_files, is_saved_dataset, jsonl_objects, load_dataset_splits, read_lines
 from .errors import DataError
 
 PUBTATOR_RE = re.compile(r"^(\d+)\|([ta])\|(.*)$")
@@ -50,16 +49,9 @@ def documents_in_file(path: Path, fmt: str = "auto", text_field: str = "text", p
     """Documents of one file, read lazily."""
     fmt = _detect(path, fmt)
     if fmt == "jsonl":
-        for number, line in _read_lines_lazily(path):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}, line {number}: invalid JSON ({exc.msg}).") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
-                keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-                raise DataError(f"{path}, line {number}: no text field {text_field!r} (found {keys}). Set --text-field.")
+        for number, obj in jsonl_objects(_read_lines_lazily(path), path):
+            if not isinstance(obj.get(text_field), str):
+                raise DataError(f"{path}, line {number}: no text field {text_field!r} (found {sorted(obj)}). Set --text-field.")
             yield obj[text_field]
     elif fmt == "pubtator":
         current, parts = None, []
@@ -233,17 +225,12 @@ def build_blocks(docs: Iterable[str], builder: BlockBuilder, chunk: int = 512, l
     yield from emit(builder.finish())
 
 
-class StreamingBlocks:
-    """An iterable dataset: reads, tokenizes and groups the corpus lazily, again on each pass."""
+def streaming_blocks(make_docs: Callable[[], Iterable[str]], builder_args: dict, tokenizer: Any) -> Any:
+    """An iterable torch dataset that reads, tokenizes and groups the corpus lazily, on each pass."""
+    import torch.utils.data
 
-    def __init__(self, make_docs, builder_args: dict, tokenizer: Any):
-        import torch.utils.data
+    class StreamingBlocks(torch.utils.data.IterableDataset):
+        def __iter__(self) -> Iterator[dict]:
+            return build_blocks(make_docs(), BlockBuilder(tokenizer, **builder_args))
 
-        self._make_docs = make_docs
-        self._builder_args = builder_args
-        self._tokenizer = tokenizer
-        # subclassing at runtime keeps torch out of module import
-        self.__class__ = type("StreamingBlocks", (StreamingBlocks, torch.utils.data.IterableDataset), {})
-
-    def __iter__(self) -> Iterator[dict]:
-        return build_blocks(self._make_docs(), BlockBuilder(self._tokenizer, **self._builder_args))
+    return StreamingBlocks()
