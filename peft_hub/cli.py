@@ -164,9 +164,32 @@ def _relaunch(num_processes: int | None) -> None:
     sys.exit(subprocess.run(command, env=env).returncode)
 
 
-def _training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume) -> dict:
-    return {"training.max_steps": max_steps, "training.grad_accum": grad_accum, "training.precision": precision,
-            "training.gradient_checkpointing": gradient_checkpointing, "output.resume": resume}
+#: Options that adapt and pretrain share: (flag, the recipe key it sets, click.option arguments).
+RUN_OPTIONS = [
+    ("--epochs", "training.epochs", dict(type=float, help="Passes over the training data.")),
+    ("--max-steps", "training.max_steps", dict(type=int, help="Stop after N optimizer steps (overrides --epochs).")),
+    ("--batch-size", "training.batch_size", dict(type=int, help="Examples per step (per process).")),
+    ("--lr", "training.learning_rate", dict(type=float, help="Peak learning rate  [default: the method's]")),
+    ("--seed", "training.seed", dict(type=int, help="Random seed.")),
+    ("--grad-accum", "training.grad_accum", dict(type=int, help="Gradient accumulation steps.")),
+    ("--precision", "training.precision", dict(type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")),
+    ("--gradient-checkpointing", "training.gradient_checkpointing", dict(is_flag=True, default=None, help="Trade compute for activation memory.")),
+    ("--quantize", "model.quantization", dict(type=click.Choice(["none", "8bit", "4bit"]), help="Load the base in 8-bit or 4-bit (bitsandbytes)  [default: none]")),
+    ("--resume", "output.resume", dict(is_flag=True, default=None, help="Continue the interrupted run in --output from its newest complete checkpoint.")),
+    ("--overwrite", "output.overwrite", dict(is_flag=True, default=None, help="Replace a finished run in --output.")),
+]
+
+
+def run_options(command):
+    """Add the shared RUN_OPTIONS and --num-processes to a command."""
+    for flag, _, kwargs in reversed(RUN_OPTIONS):
+        command = click.option(flag, **kwargs)(command)
+    return click.option("--num-processes", type=int, help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")(command)
+
+
+def run_flags(values: dict) -> dict:
+    """Recipe keys set by the shared options, from the command's keyword arguments."""
+    return {key: values[flag.lstrip("-").replace("-", "_")] for flag, key, _ in RUN_OPTIONS}
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Only print the final summary (no progress bars).")
@@ -188,27 +211,15 @@ Examples:
 @click.option("--model", help="Base model: alias, local directory or hub id  [default: minilm]")
 @click.option("--data", "-d", help="Data directory, file, saved dataset or hub id  [default: the task's built-in sample]")
 @click.option("--output", "-o", help="Run directory  [default: runs/<task>-<method>-<time>]")
-@click.option("--epochs", type=float, help="Passes over the training data.")
-@click.option("--batch-size", type=int, help="Training examples per step.")
-@click.option("--lr", type=float, help="Peak learning rate  [default: the method's]")
 @click.option("--max-train-samples", type=int, help="Use only the first N training examples.")
 @click.option("--max-eval-samples", type=int, help="Use only the first N dev/test examples.")
-@click.option("--seed", type=int, help="Random seed.")
-@click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), help="Load the base in 8-bit or 4-bit (bitsandbytes)  [default: none]")
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps (overrides --epochs).")
-@click.option("--grad-accum", type=int, help="Gradient accumulation steps.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")
-@click.option("--gradient-checkpointing", is_flag=True, default=None, help="Trade compute for activation memory.")
-@click.option("--resume", is_flag=True, default=None, help="Continue the interrupted run in --output from its newest complete checkpoint.")
-@click.option("--num-processes", type=int, help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")
 @click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")
-@click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
+@run_options
 @quiet_option
 @json_option
 @overrides_argument
-def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_samples, max_eval_samples,
-          seed, quantize, max_steps, grad_accum, precision, gradient_checkpointing, resume, num_processes, recipe,
-          overwrite, quiet, json_, overrides):
+def adapt(method, task, model, data, output, max_train_samples, max_eval_samples, recipe, num_processes,
+          quiet, json_, overrides, **run):
     """Adapt a base model to a task with a parameter-efficient method.
 
     Sugar for a recipe: every flag sets one recipe key, and KEY=VALUE sets any other
@@ -216,11 +227,8 @@ def adapt(method, task, model, data, output, epochs, batch_size, lr, max_train_s
     built-in sample so you can see the whole flow in a minute.
     """
     flags = {
-        "method.name": method, "task.name": task, "model.name": model, "data.path": data,
-        "output.dir": output, "training.epochs": epochs, "training.batch_size": batch_size,
-        "training.learning_rate": lr, "data.max_train_samples": max_train_samples,
-        "data.max_eval_samples": max_eval_samples, "training.seed": seed, "output.overwrite": overwrite,
-        "model.quantization": quantize, **_training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume),
+        "method.name": method, "task.name": task, "model.name": model, "data.path": data, "output.dir": output,
+        "data.max_train_samples": max_train_samples, "data.max_eval_samples": max_eval_samples, **run_flags(run),
     }
     if recipe is None and not (method and task):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
@@ -247,25 +255,13 @@ Examples:
 @click.option("--line-by-line", is_flag=True, default=None, help="One document per sequence instead of packed blocks.")
 @click.option("--streaming", is_flag=True, default=None, help="Read the corpus lazily (needs --max-steps).")
 @click.option("--output", "-o", help="Output model directory  [default: runs/pretrain-<objective>-<time>]")
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps (overrides --epochs).")
-@click.option("--grad-accum", type=int, help="Gradient accumulation steps.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")
-@click.option("--gradient-checkpointing", is_flag=True, default=None, help="Trade compute for activation memory.")
-@click.option("--resume", is_flag=True, default=None, help="Continue the interrupted run in --output from its newest complete checkpoint.")
-@click.option("--num-processes", type=int, help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")
-@click.option("--epochs", type=float, help="Passes over the text.")
-@click.option("--batch-size", type=int, help="Sequences per step.")
-@click.option("--lr", type=float, help="Peak learning rate  [default: the method's]")
-@click.option("--seed", type=int, help="Random seed.")
-@click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), help="Load the base in 8-bit or 4-bit (bitsandbytes).")
 @click.option("--recipe", "-r", help="Start from this recipe (file or name).")
-@click.option("--overwrite", is_flag=True, default=None, help="Replace a finished run in --output.")
+@run_options
 @quiet_option
 @json_option
 @overrides_argument
 def pretrain(objective, method, model, data, validation, validation_split, fmt, text_field, block_size, line_by_line,
-             streaming, output, max_steps, grad_accum, precision, gradient_checkpointing, resume, num_processes, epochs,
-             batch_size, lr, seed, quantize, recipe, overwrite, quiet, json_, overrides):
+             streaming, output, recipe, num_processes, quiet, json_, overrides, **run):
     """Continue pretraining an encoder on unlabelled text with a self-supervised objective.
 
     Reports held-out perplexity before and after; the output directory is a model that
@@ -276,10 +272,7 @@ def pretrain(objective, method, model, data, validation, validation_split, fmt, 
         "objective.name": objective or (None if recipe else "mlm"), "method.name": method, "model.name": model,
         "data.path": list(data) or None, "data.validation": validation, "data.validation_split": validation_split,
         "data.format": fmt, "data.text_field": text_field, "data.block_size": block_size,
-        "data.line_by_line": line_by_line, "data.streaming": streaming, "output.dir": output,
-        "training.epochs": epochs, "training.batch_size": batch_size,
-        "training.learning_rate": lr, "training.seed": seed, "output.overwrite": overwrite,
-        "model.quantization": quantize, **_training_flags(max_steps, grad_accum, precision, gradient_checkpointing, resume),
+        "data.line_by_line": line_by_line, "data.streaming": streaming, "output.dir": output, **run_flags(run),
     }
     _relaunch(num_processes)
     _run_recipe(recipe, flags, overrides, quiet, json_, kind="pretrain")

@@ -215,6 +215,7 @@ def test_streaming_pretrain(tiny_model, corpus, tmp_path, cli_runner):
     result = cli_runner.invoke(cli, [
         "pretrain", "--model", str(tiny_model), "--data", str(corpus), "--output", str(tmp_path / "s"),
         "--streaming", "--max-steps", "6", "--block-size", "32", "--batch-size", "4", "--quiet", "--json",
+        "training.early_stopping_patience=null",  # 6 evaluations in 6 steps: early stopping would cut the run short
     ])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["train_steps"] == 6
