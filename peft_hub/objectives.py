@@ -8,6 +8,7 @@ training batches (masking, labels).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .options import Options
@@ -41,3 +42,9 @@ class Objective:
     def collator(self, tokenizer: Any, options: Any, seed: int | None = None) -> Any:
         """Turns a list of blocks (``input_ids``, maybe ``word_ids``) into a batch with labels."""
         raise NotImplementedError
+
+    def prepare_training(self, model: torch.nn.Module, options: Any) -> Callable[[dict], dict] | None:
+        """Called once with the model about to train (a method may have wrapped it). May return a
+        function that rewrites every training and evaluation batch just before the forward pass,
+        e.g. so that the head runs only where there are labels. None: batches go in as collated."""
+        return None

@@ -169,6 +169,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         t, resolved.learning_rate, model, tokenizer, train, eval_features, out,
         collator=_EvalAwareCollator(objective.collator(tokenizer, options), pad),
         eval_steps=t.eval_steps or max(1, total_steps // 5), quiet=quiet, callbacks=tuple(callbacks),
+        batch_transform=objective.prepare_training(model, options),
     )
     result = train_resumably(trainer, recipe.output.resume, out)
     runtime = result.metrics["train_runtime"] - trainer.clock.excluded

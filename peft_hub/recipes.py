@@ -75,6 +75,7 @@ class TrainingConfig(Options):
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "Mixed precision (autocast): bf16 on recent CPUs and GPUs, fp16 on CUDA GPUs only.")
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
     save_steps: int | None = option(None, "Also save a resumable checkpoint every N steps (default: at each evaluation).")
+    fast_dropout: bool = option(True, "On CPU, draw dropout masks 4 elements per random number (same probability, ~6x cheaper; see peft_hub/fast.py).")
 
     def check(self) -> list[str]:
         errors = []

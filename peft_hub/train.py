@@ -159,6 +159,14 @@ def _trainer_class() -> type:
             state = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
             save_file(state, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
 
+        #: set by build_trainer: rewrites each batch before the forward pass (an objective's choice)
+        batch_transform: Callable[[dict], dict] | None = None
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if self.batch_transform is not None:
+                inputs = self.batch_transform(inputs)
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
     return HubTrainer
 
 
@@ -195,6 +203,7 @@ def build_trainer(
     eval_steps: int | None = None,
     quiet: bool = False,
     callbacks: tuple = (),
+    batch_transform: Callable[[dict], dict] | None = None,
 ) -> Any:
     """A Trainer for ``model`` from a recipe's ``training`` section. Evaluates on ``dev`` every
     epoch (or every ``eval_steps``), keeps the best checkpoint by ``metric``, logs to TensorBoard."""
@@ -253,6 +262,10 @@ def build_trainer(
         args.save_strategy, args.save_steps = "steps", t.save_steps
         if args.eval_strategy != "no":  # keeping the best needs a checkpoint at every evaluation
             args.eval_strategy, args.eval_steps = "steps", t.save_steps
+    if t.fast_dropout and not torch.cuda.is_available():
+        from .fast import use_fast_dropout
+
+        use_fast_dropout(model)
     add, remove = _callbacks(quiet)
     with _quantized_in_house(model):
         trainer = _trainer_class()(
@@ -265,6 +278,7 @@ def build_trainer(
             compute_metrics=compute_metrics,
             preprocess_logits_for_metrics=_argmax if compute_metrics else None,
         )
+    trainer.batch_transform = batch_transform
     for callback in remove:
         trainer.remove_callback(callback)
     for callback in [*add, _CompleteMarker(), *callbacks]:

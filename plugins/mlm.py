@@ -1,14 +1,22 @@
 """Masked language modelling objectives: ``mlm`` (BERT's dynamic token masking, reusing
 transformers' collator) and ``wwm`` (whole-word masking by the tokenizer's word ids, so WordPiece,
-BPE and SentencePiece tokenizers are handled alike, with the same 80/10/10 rule per word)."""
+BPE and SentencePiece tokenizers are handled alike, with the same 80/10/10 rule per word).
+
+Both compute the output layer (hidden size x vocabulary, as costly as a small encoder) only at the
+masked positions during training (``sparse_head``); the loss is the same."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import logging
+import os
+
 import peft_hub
 from peft_hub import option
 from peft_hub.models import load_pretrained
+
+log = logging.getLogger("peft_hub.mlm")
 
 
 @dataclass
@@ -16,6 +24,7 @@ class MlmOptions(peft_hub.Options):
     mlm_probability: float = option(0.15, "Share of tokens (mlm) or words (wwm) selected for prediction.")
     mask_replace_prob: float = option(0.8, "Of the selected: share replaced by [MASK].")
     random_replace_prob: float = option(0.1, "Of the selected: share replaced by a random token (the rest stay unchanged).")
+    sparse_head: bool = option(True, "Train with the head computed only at masked positions (same loss, less work).")
 
     def check(self) -> list[str]:
         errors = []
@@ -66,6 +75,57 @@ class WholeWordMaskCollator:
         return {"input_ids": inputs, "attention_mask": batch["attention_mask"], "labels": labels}
 
 
+class SparseHead:
+    """Runs an MLM head only where a token was selected for prediction.
+
+    Called on each batch before the forward pass: keeps the labels of the selected positions only
+    (a 1-D tensor) and remembers where they are; a pre-hook on the head then gathers the encoder's
+    output at those positions. The model's own cross-entropy, a mean over selected tokens, sees the
+    same rows in the same order, so the loss and gradients are those of the dense head.
+    The model object is unchanged (no wrapper), so DDP, peft, checkpoints and saving work as usual.
+    """
+
+    def __init__(self, head):
+        self.selected = None
+        head.register_forward_pre_hook(self._gather)
+
+    def _gather(self, module, args):
+        if self.selected is None:
+            return None
+        selected, self.selected = self.selected, None
+        if not args:
+            raise peft_hub.ModelError(f"{type(module).__name__} takes its input by keyword; train with mlm option sparse_head=false.")
+        return (args[0][selected], *args[1:])
+
+    def __call__(self, batch: dict) -> dict:
+        labels = batch.get("labels")
+        if labels is None:
+            self.selected = None
+            return batch
+        self.selected = labels != -100
+        return {**batch, "labels": labels[self.selected]}
+
+    @classmethod
+    def attach(cls, model):
+        """A SparseHead for ``model`` (maybe wrapped by peft), or None when its head is not one
+        module that holds the output layer (e.g. DistilBERT's loose head layers)."""
+        import torch
+
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        output = inner.get_output_embeddings()
+        heads = [
+            child for name, child in inner.named_children()
+            if name != inner.base_model_prefix and any(m is output for m in child.modules())
+        ]
+        others = [n for n, c in inner.named_children() if n != inner.base_model_prefix and any(True for _ in c.parameters())]
+        if len(heads) != 1 or len(others) != 1 or output is None:
+            log.info("sparse_head: %s has no single head module; the head runs at every position", type(inner).__name__)
+            return None
+        if torch.cuda.device_count() > 1 and "WORLD_SIZE" not in os.environ:  # nn.DataParallel splits batches
+            return None
+        return cls(heads[0])
+
+
 class MaskedLM(peft_hub.Objective):
     name = "mlm"
     description = "Masked language modelling: 15% of tokens, dynamic each epoch, 80% [MASK] / 10% random / 10% kept."
@@ -104,6 +164,9 @@ class MaskedLM(peft_hub.Objective):
             tokenizer, mlm_probability=options.mlm_probability, mask_replace_prob=options.mask_replace_prob,
             random_replace_prob=options.random_replace_prob, seed=seed,
         )
+
+    def prepare_training(self, model, options):
+        return SparseHead.attach(model) if options.sparse_head else None
 
 
 class WholeWordMasking(MaskedLM):
