@@ -6,7 +6,8 @@ A run directory holds::
     tokenizer/        the tokenizer
     labels.json       the label names, in model output order
     recipe.yaml       the fully resolved recipe
-    metrics.json      dev/test scores, parameter counts, speed, per-epoch history
+    metrics.json      dev/test scores, parameter counts, speed, peak memory, per-epoch history
+    curves.png        training loss and the dev metric by step
     tensorboard/      TensorBoard event files
     run.json          written last: marks the run complete and records the base model
 """
@@ -26,6 +27,7 @@ import yaml
 from . import models, recipes, rundir
 from .rundir import Echo
 from .errors import RunDirError
+from .progress import track
 from .recipes import DataConfig, Resolved
 
 def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
@@ -54,6 +56,16 @@ def _prefixed(metrics: dict, prefix: str) -> dict:
     return out
 
 
+def _encode(task: Any, examples: list, tokenizer: Any, labels: list[str], options: Any, name: str, quiet: bool) -> list[dict]:
+    """task.encode over chunks of examples, with progress."""
+    chunk = 1000
+    starts = range(0, len(examples), chunk)
+    features: list[dict] = []
+    for start in track(starts, f"Tokenizing {name} ({len(examples):,} examples)", len(starts), quiet, unit=f"x{chunk}"):
+        features += task.encode(examples[start : start + chunk], tokenizer, labels, options)
+    return features
+
+
 @dataclass
 class LoadedRun:
     resolved: Resolved
@@ -71,7 +83,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
     what metrics.json holds)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
-    from .train import FeatureDataset, task_trainer, train_resumably
+    from .train import FeatureDataset, peak_memory_mb, task_trainer, train_resumably
 
     out, echo, main = rundir.start(recipe.output, f"{task.name}-{method.name}", echo)
     models.quiet_libraries()
@@ -85,7 +97,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     limits = {"train": recipe.data.max_train_samples, "validation": recipe.data.max_eval_samples, "test": recipe.data.max_eval_samples}
     splits = {name: examples[: limits.get(name) or None] for name, examples in splits.items()}
     labels = task.labels(splits)
-    features = {name: FeatureDataset(task.encode(examples, tokenizer, labels, resolved.task_options)) for name, examples in splits.items()}
+    features = {name: FeatureDataset(_encode(task, examples, tokenizer, labels, resolved.task_options, name, quiet))
+                for name, examples in splits.items()}
     echo(
         "Data: " + ", ".join(f"{name} {len(ex)} examples" for name, ex in splits.items())
         + f"; {len(labels)} labels"
@@ -129,13 +142,16 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         train_tokens=tokens,
         train_tokens_per_s=round(tokens / runtime, 1) if runtime > 0 else None,
         train_loss=result.training_loss,
+        peak_memory_mb=peak_memory_mb(),
+        primary_metric=task.primary_metric,
         history=[e for e in trainer.state.log_history if not any(k.startswith("test_") for k in e)],
     )
     if main:
         resolved.method.save(model, out / "adapter")
         tokenizer.save_pretrained(str(out / "tokenizer"))
         rundir.write_json(out / "labels.json", labels)
-        rundir.finish(out, resolved, metrics, {"task": task.name, "method": method.name, "base_model": model_path})
+        rundir.finish(out, resolved, metrics, {"task": task.name, "method": method.name, "base_model": model_path},
+                      curves_metric=task.primary_metric)
     model.eval()
     return LoadedRun(resolved, model, tokenizer, labels, out, metrics)
 
@@ -152,8 +168,16 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
         what = "is not a directory" if not directory.is_dir() else "holds no finished run (no run.json)"
         raise RunDirError(f"{directory} {what}. Pass the --output directory of a finished `peft-hub adapt`.")
     info = json.loads(info_path.read_text(encoding="utf-8"))
+    if info.get("kind") == "pretrain":
+        raise RunDirError(
+            f"{directory} is the output of `peft-hub pretrain` (a model, with no task head). "
+            f"Adapt it to a task first: peft-hub adapt --model {directory} --method lora --task ner --data DIR"
+        )
     if expect_task and info.get("task") != expect_task:
-        raise RunDirError(f"{directory} is a {info.get('task')!r} run, not a {expect_task!r} run.")
+        raise RunDirError(
+            f"{directory} is a {info.get('task')!r} run, not a {expect_task!r} run. "
+            f"Pass a {expect_task!r} run, or drop --task to use this one as it is."
+        )
     models.quiet_libraries()
     data = yaml.safe_load((directory / "recipe.yaml").read_text(encoding="utf-8"))
     resolved = recipes.validate(data, str(directory / "recipe.yaml"))
@@ -187,9 +211,9 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
     return output
 
 
-def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False) -> dict:
+def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False, expect_task: str | None = None) -> dict:
     """Scores of a finished run on every split of ``data``."""
-    loaded = load_run(run_dir)
+    loaded = load_run(run_dir, expect_task)
     task = loaded.resolved.task
     splits = task.read_data(data, loaded.resolved.task_options)
     if data.max_eval_samples:

@@ -6,6 +6,7 @@ and exit codes (1 for a problem with the input, 2 for a usage mistake, 130 for C
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -29,6 +30,15 @@ Examples:
 """
 
 
+DISK_ERRORS = {
+    errno.ENOSPC: "Free some disk space or choose another --output.",
+    errno.EDQUOT: "Your disk quota is used up: free some space or choose another --output.",
+    errno.EACCES: "You may not write there: choose another --output or fix its permissions.",
+    errno.EPERM: "You may not write there: choose another --output or fix its permissions.",
+    errno.EROFS: "That file system is read-only: choose another --output.",
+}
+
+
 class Cli(click.Group):
     """Turns library errors into one clear message and an exit code, never a traceback."""
 
@@ -37,6 +47,14 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except PeftHubError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # the disk, not the code: say which file and what to do
+            if exc.errno not in DISK_ERRORS:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(
+                f"Could not write{where}: {exc.strerror}. {DISK_ERRORS[exc.errno]} "
+                "Finished runs are never left looking complete; an interrupted run continues with --resume."
+            ) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -49,6 +67,7 @@ def _setup_logging(quiet: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+    logger.handlers[0].setStream(sys.stderr)  # the stderr of now (it may have been replaced since)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
@@ -331,11 +350,12 @@ Examples:
 """)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "-d", required=True, help="Data directory (every split found is scored) or a file.")
+@click.option("--task", "-t", "expect_task", help="Refuse a run of another task (e.g. --task ner).")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Data format, as data.format in a recipe.")
 @click.option("--max-eval-samples", type=int, help="Score only the first N examples of each split.")
 @quiet_option
 @json_option
-def evaluate(run_dir, data, fmt, max_eval_samples, quiet, json_):
+def evaluate(run_dir, data, expect_task, fmt, max_eval_samples, quiet, json_):
     """Score a finished run on labelled data with the task's metric."""
     import os
 
@@ -349,7 +369,7 @@ def evaluate(run_dir, data, fmt, max_eval_samples, quiet, json_):
         config = DataConfig(train=data, format=fmt, max_eval_samples=max_eval_samples)
     elif not path.exists() and os.sep in data:
         raise click.BadParameter(f"{data!r} does not exist.", param_hint="--data")
-    results = adapt.evaluate(run_dir, config, quiet=quiet)
+    results = adapt.evaluate(run_dir, config, quiet=quiet, expect_task=expect_task)
     if json_:
         click.echo(json.dumps(results, indent=2))
         return
@@ -362,19 +382,21 @@ def evaluate(run_dir, data, fmt, max_eval_samples, quiet, json_):
 Examples:
   peft-hub predict runs/x "EU rejects German call to boycott British lamb ."
   peft-hub predict runs/x --input sentences.txt --json
+  peft-hub predict runs/x --task ner "Alice flew to Paris ."   # refuse a run of another task
 """)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.argument("texts", nargs=-1)
 @click.option("--input", "-i", "input_", type=click.File("r", encoding="utf-8"), help="Read one text per line ('-' for stdin).")
+@click.option("--task", "-t", "expect_task", help="Refuse a run of another task (e.g. --task ner).")
 @json_option
-def predict(run_dir, texts, input_, json_):
+def predict(run_dir, texts, input_, expect_task, json_):
     """Predict with a finished run (NER: entities with type and character span)."""
     from . import adapt
 
     texts = list(texts) + ([line.rstrip("\n") for line in input_ if line.strip()] if input_ else [])
     if not texts:
         raise click.UsageError("Give texts as arguments or --input FILE.")
-    loaded = adapt.load_run(run_dir)
+    loaded = adapt.load_run(run_dir, expect_task=expect_task)
     predictions = loaded.predict(texts)
     if json_:
         click.echo(json.dumps(predictions, indent=2, ensure_ascii=False))
@@ -403,10 +425,44 @@ def merge(run_dir, output, overwrite):
     click.echo(f"Merged model and tokenizer written to {out}; load it with AutoModelFor...from_pretrained({str(out)!r}).")
 
 
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub report runs/lora runs/full
+  peft-hub report runs/matrix/* --png matrix.png > matrix.md
+  peft-hub report runs/x --json
+""")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--png", default="report.png", show_default=True, help="Where to write the plot: score vs trainable %, point size = training time.")
+@json_option
+def report(run_dirs, png, json_):
+    """Compare finished runs: a markdown (or JSON) table on stdout and a PNG.
+
+    Directories that hold no finished run are skipped with a note."""
+    from . import report as reports
+    from .errors import RunDirError
+
+    rows = []
+    for run_dir in run_dirs:
+        try:
+            rows.append(reports.load(run_dir))
+        except RunDirError as exc:
+            click.echo(f"Skipped: {exc}", err=True)
+    if not rows:
+        raise RunDirError("None of the given directories holds a finished run.")
+    click.echo(reports.as_json(rows) if json_ else reports.markdown(rows))
+    click.echo(f"Plot written to {reports.comparison_png(rows, png)}", err=True)
+
+
 # -- what is installed ------------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub plugins
+  peft-hub plugins | python -c "import json,sys; print([p['name'] for p in json.load(sys.stdin)['plugins']])"
+""")
 def plugins():
     """List installed plugins as JSON: distribution, version, hooks and what each registered."""
     click.echo(json.dumps(registry.plugins_report(), indent=2))
@@ -434,9 +490,10 @@ def _describe(table: dict, as_json: bool) -> None:
 
 def _listing_group(name: str, summary: str, table) -> None:
     """`peft-hub NAME list [--json]` for one kind of registered component."""
-    group = click.Group(name, help=summary)
+    examples = f"\n\b\nExamples:\n  peft-hub {name} list\n  peft-hub {name} list --json\n"
+    group = click.Group(name, help=summary, epilog=examples)
 
-    @group.command(name="list", help=f"List {name} with their options.")
+    @group.command(name="list", help=f"List {name} with their options.", epilog=examples)
     @json_option
     def list_(json_):
         _describe(table(), json_)
@@ -449,38 +506,65 @@ _listing_group("tasks", "Task heads.", registry.tasks)
 _listing_group("objectives", "Self-supervised pretraining objectives.", registry.objectives)
 
 
-@cli.group()
+@cli.group(epilog="""
+\b
+Examples:
+  peft-hub models list
+  peft-hub adapt --model minilm --method lora --task ner
+""")
 def models():
     """Base-model aliases."""
 
 
-@models.command(name="list")
+@models.command(name="list", epilog="""
+\b
+Example:
+  peft-hub models list
+""")
 def models_list():
     """List model aliases usable as --model."""
     for name, entry in sorted(registry.models().items()):
         click.echo(f"{name}: {entry.extra['description']}  [{entry.distribution or entry.plugin}]")
 
 
-@cli.group()
+@cli.group(epilog="""
+\b
+Examples:
+  peft-hub recipes list
+  peft-hub recipes show ner/minilm_lora
+  peft-hub recipes cp ner/minilm_lora my_ner.yaml
+""")
 def recipes():
     """Recipes shipped by plugins."""
 
 
-@recipes.command(name="list")
+@recipes.command(name="list", epilog="""
+\b
+Example:
+  peft-hub recipes list
+""")
 def recipes_list():
     """List registered recipes."""
     for name, entry in sorted(registry.recipes().items()):
         click.echo(f"{name}  {entry.obj}")
 
 
-@recipes.command(name="show")
+@recipes.command(name="show", epilog="""
+\b
+Example:
+  peft-hub recipes show ner/minilm_lora
+""")
 @click.argument("name")
 def recipes_show(name):
     """Print a recipe file."""
     click.echo(registry.get_recipe(name).read_text(encoding="utf-8"), nl=False)
 
 
-@recipes.command(name="cp")
+@recipes.command(name="cp", epilog="""
+\b
+Example:
+  peft-hub recipes cp ner/minilm_lora my_ner.yaml && peft-hub run my_ner.yaml
+""")
 @click.argument("name")
 @click.argument("dest", type=click.Path(dir_okay=True))
 def recipes_cp(name, dest):

@@ -5,6 +5,8 @@ Weights load only as safetensors and ``trust_remote_code`` stays off unless the 
 
 from __future__ import annotations
 
+import json
+
 import logging
 import os
 import warnings
@@ -70,6 +72,10 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
             f"The tokenizer of {path!r} has no fast (Rust) version; peft-hub needs one to align labels "
             "to words. Convert it with `tokenizers` or use a model that ships tokenizer.json."
         )
+    config = Path(path) / "config.json"  # the model's position table is the real length limit
+    positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings") if config.is_file() else None
+    if isinstance(positions, int) and positions < tokenizer.model_max_length:
+        tokenizer.model_max_length = positions
     return tokenizer
 
 

@@ -3,7 +3,8 @@
 
 The output directory holds a plain transformers model (``save_pretrained``; a method such as LoRA
 is merged into the encoder first) and its tokenizer, plus ``metrics.json`` with the held-out
-perplexity before and after training, ``recipe.yaml``, TensorBoard events and ``run.json``.
+perplexity before and after training, ``recipe.yaml``, ``curves.png``, TensorBoard events and
+``run.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import models, rundir
 from .rundir import Echo
 from .adapt import count_parameters
 from .errors import DataError
+from .progress import track
 from .recipes import Resolved
 from .text import BlockBuilder, build_blocks, documents, hold_out, streaming_blocks, text_files
 
@@ -113,7 +115,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     """Continue pretraining a model on text; returns the output directory and its metrics."""
     recipe, objective, method = resolved.recipe, resolved.objective, resolved.method
     d, t = recipe.data, recipe.training
-    from .train import FeatureDataset, build_trainer, train_resumably
+    from .train import FeatureDataset, build_trainer, peak_memory_mb, train_resumably
 
     out, echo, main = rundir.start(recipe.output, f"pretrain-{objective.name}", echo)
     models.quiet_libraries()
@@ -122,6 +124,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     transformers.set_seed(t.seed)
     model_path = models.resolve(recipe.model.name)
     tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
+    if d.block_size > tokenizer.model_max_length:
+        raise DataError(f"data.block_size={d.block_size} is more than the {tokenizer.model_max_length} positions of "
+                        f"{model_path}. Use --block-size {tokenizer.model_max_length} or less.")
     block_args = dict(block_size=d.block_size, line_by_line=d.line_by_line, word_ids=objective.needs_word_ids)
 
     train_docs, held_docs = _corpus(resolved, echo)
@@ -132,7 +137,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         echo("Training text: streamed (read and tokenized lazily)")
     else:
         builder = BlockBuilder(tokenizer, **block_args)
-        train = FeatureDataset(list(build_blocks(train_docs(), builder, limit=d.max_train_samples)))
+        docs = track(train_docs(), "Tokenizing text", quiet=quiet, unit="documents")
+        train = FeatureDataset(list(build_blocks(docs, builder, limit=d.max_train_samples)))
         if not len(train):
             raise DataError(f"No training text found in {', '.join(d.paths)}.")
         echo(f"Training text: {len(train)} blocks of up to {d.block_size} tokens ({train.num_tokens():,} tokens)"
@@ -201,9 +207,11 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         "train_runtime_s": round(runtime, 2),
         "train_tokens": tokens,
         "train_tokens_per_s": round(tokens / runtime, 1) if runtime > 0 else None,
+        "peak_memory_mb": peak_memory_mb(),
         "history": trainer.state.log_history,
     }
-    rundir.finish(out, resolved, metrics, {"objective": objective.name, "method": method.name, "base_model": model_path})
+    rundir.finish(out, resolved, metrics, {"objective": objective.name, "method": method.name, "base_model": model_path},
+                  curves_metric="loss")
     return out, metrics
 
 

@@ -75,6 +75,7 @@ class TrainingConfig(Options):
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "Mixed precision (autocast): bf16 on recent CPUs and GPUs, fp16 on CUDA GPUs only.")
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
     save_steps: int | None = option(None, "Also save a resumable checkpoint every N steps (default: at each evaluation).")
+    loss: Literal["token", "batch"] = option("token", "`token`: every labelled token weighs the same whatever the batching (needed by `length` batching to match random batches); `batch`: each batch's mean loss counts the same (transformers' way).")
     fast_dropout: bool = option(True, "On CPU, draw dropout masks 4 elements per random number (same probability, ~6x cheaper; see peft_hub/fast.py).")
 
     def check(self) -> list[str]:
@@ -240,9 +241,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             child = node.get(part)
             if child is None and not delete:
                 child = node[part] = {}
+            if child is None:  # only when deleting
+                errors.append(f"override {text!r}: there is no key {'.'.join(parts)} to delete (the recipe does not set {'.'.join(parts[: i + 1])})")
+                break
             if not isinstance(child, dict):
-                where = ".".join(parts[: i + 1])
-                errors.append(f"override {text!r}: {where} is {'missing' if child is None else 'not a mapping'}")
+                errors.append(f"override {text!r}: {'.'.join(parts[: i + 1])} is not a mapping")
                 break
             node = child
         else:

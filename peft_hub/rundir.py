@@ -60,13 +60,17 @@ def start(output: recipes.OutputConfig, default_name: str, echo: Echo) -> tuple[
     return out, echo, main
 
 
-def finish(out: Path, resolved: recipes.Resolved, metrics: dict, info: dict) -> None:
-    """Write the resolved recipe and metrics, then ``run.json`` (the run is complete)."""
+def finish(out: Path, resolved: recipes.Resolved, metrics: dict, info: dict, curves_metric: str) -> None:
+    """Write the resolved recipe, metrics and ``curves.png`` (training loss and the dev
+    ``curves_metric`` by step), then ``run.json`` (the run is complete)."""
+    from .report import curves_png
+
     (out / "recipe.yaml").write_text(
         f"# Resolved recipe of this run; rerun with: peft-hub run {out / 'recipe.yaml'} output.overwrite=true\n"
         + recipes.dump(resolved),
         encoding="utf-8",
     )
     write_json(out / "metrics.json", metrics)
+    curves_png(metrics.get("history", []), out / "curves.png", curves_metric)
     write_json(out / "run.json", {"complete": True, "kind": resolved.kind, **info, "peft_hub_version": __version__})
     shutil.rmtree(out / "checkpoints", ignore_errors=True)

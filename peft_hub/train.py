@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import PeftHubError
+from .progress import duration, interactive
 from .recipes import Resolved
 
 
@@ -28,6 +30,23 @@ class FeatureDataset:
 
     def num_tokens(self) -> int:
         return sum(len(f["input_ids"]) for f in self.features)
+
+    def num_labeled(self) -> int:
+        """Labelled items (not -100): tokens for token tasks, examples for sequence tasks."""
+        return sum(sum(1 for x in f["labels"] if x != -100) if isinstance(f["labels"], list) else 1 for f in self.features)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory so far: allocated GPU memory on CUDA, else the process's peak resident memory."""
+    import resource
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def _argmax(logits: Any, labels: Any) -> Any:
@@ -84,13 +103,30 @@ def _callbacks(quiet: bool) -> tuple[list, list]:
 
         on_train_end = on_step_begin
 
+    class PlainProgress(TrainerCallback):
+        """Not on a terminal: each log entry as one line with the step, the share done and the time left."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.monotonic()
+            if state.is_world_process_zero:
+                print(f"Training: {state.max_steps:,} steps", file=sys.stderr, flush=True)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            line = _format_log(logs or {})
+            if not (state.is_world_process_zero and line):
+                return
+            done = state.global_step / max(state.max_steps, 1)
+            elapsed = time.monotonic() - self.start
+            left = f", {duration(elapsed / done - elapsed)} left" if 0 < done < 1 else ""
+            print(f"step {state.global_step:,}/{state.max_steps:,} ({100 * done:.0f}%{left}) {line}", file=sys.stderr, flush=True)
+
     clock = Clock()
-    add = [clock] if quiet else [clock, Progress()]
-    return add, [PrinterCallback, ProgressCallback]
+    if quiet:
+        return [clock], [PrinterCallback, ProgressCallback]
+    return [clock, Progress() if interactive() else PlainProgress()], [PrinterCallback, ProgressCallback]
 
 
 COMPLETE = "COMPLETE"
-_SAMPLING = {"length": "group_by_length", "random": "random", "sequential": "sequential"}
 
 
 def is_main_process() -> bool:
@@ -162,10 +198,42 @@ def _trainer_class() -> type:
         #: set by build_trainer: rewrites each batch before the forward pass (an objective's choice)
         batch_transform: Callable[[dict], dict] | None = None
 
-        def compute_loss(self, model, inputs, *args, **kwargs):
+        #: set by build_trainer for ``batching: length``
+        length_sampler: Any = None
+
+        def _get_train_sampler(self, *args, **kwargs):
+            return self.length_sampler or super()._get_train_sampler(*args, **kwargs)
+
+        #: labelled items per batch, averaged over the training set (set by build_trainer; None: the
+        #: mean loss of each batch, transformers' way)
+        labeled_per_batch: float | None = None
+        #: this class scales the loss for gradient accumulation itself (see compute_loss)
+        loss_is_scaled_for_ga = True
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """The model's mean loss over the batch's labelled items, reweighted while training.
+
+            With ``labeled_per_batch`` set, a batch counts in proportion to its labelled tokens:
+            loss = sum over the batch / (labelled tokens of an average batch x accumulation steps).
+            Every token then weighs the same whatever the batching, so length-grouped batches
+            (many short sentences in one, few long ones in another) optimise the objective that
+            random batches do. Otherwise each batch's mean counts the same. Either way the loss is
+            divided by the accumulation steps here: transformers 5 leaves that to models that
+            accept ``num_items_in_batch`` but BERT's loss ignores it, so gradients would grow
+            with ``grad_accum``."""
             if self.batch_transform is not None:
                 inputs = self.batch_transform(inputs)
-            return super().compute_loss(model, inputs, *args, **kwargs)
+            labels = inputs.get("labels")
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs)
+            if not model.training:
+                return result
+            loss = result[0] if return_outputs else result
+            steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+            if self.labeled_per_batch and labels is not None:
+                loss = loss * ((labels != -100).sum() / (self.labeled_per_batch * steps))
+            else:
+                loss = loss / steps
+            return (loss, result[1]) if return_outputs else loss
 
     return HubTrainer
 
@@ -235,7 +303,7 @@ def build_trainer(
         weight_decay=t.weight_decay,
         warmup_steps=t.warmup_ratio,
         lr_scheduler_type=t.lr_scheduler,
-        train_sampling_strategy=_SAMPLING[t.batching] if hasattr(train, "__len__") else "random",
+        train_sampling_strategy="sequential" if t.batching == "sequential" else "random",
         logging_steps=t.logging_steps,
         load_best_model_at_end=dev is not None,
         metric_for_best_model=metric,
@@ -243,7 +311,7 @@ def build_trainer(
         save_total_limit=1,
         seed=t.seed,
         report_to=["tensorboard"],
-        disable_tqdm=quiet,
+        disable_tqdm=quiet or not interactive(),  # not a terminal: PlainProgress prints lines
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         use_cpu=not torch.cuda.is_available(),
@@ -279,6 +347,13 @@ def build_trainer(
             preprocess_logits_for_metrics=_argmax if compute_metrics else None,
         )
     trainer.batch_transform = batch_transform
+    if t.batching == "length" and isinstance(train, FeatureDataset):
+        from .batching import LengthBucketSampler
+
+        lengths = [len(f["input_ids"]) for f in train.features]
+        trainer.length_sampler = LengthBucketSampler(lengths, t.batch_size * t.grad_accum, t.seed)
+    if t.loss == "token" and isinstance(train, FeatureDataset) and train.features and "labels" in train.features[0]:
+        trainer.labeled_per_batch = train.num_labeled() / math.ceil(len(train) / t.batch_size)
     for callback in remove:
         trainer.remove_callback(callback)
     for callback in [*add, _CompleteMarker(), *callbacks]:

@@ -162,10 +162,11 @@ class Classify(peft_hub.Task):
 
     def encode(self, examples, tokenizer, labels, options):
         label2id = {label: i for i, label in enumerate(labels)}
-        enc = tokenizer([e.text for e in examples], truncation=True, max_length=options.max_length)
-        truncated = sum(len(ids) >= options.max_length for ids in enc["input_ids"])
+        max_length = min(options.max_length, tokenizer.model_max_length)  # no more than the model has positions
+        enc = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+        truncated = sum(len(ids) >= max_length for ids in enc["input_ids"])
         if truncated:
-            log.info("%d text(s) truncated to max_length=%d sub-tokens", truncated, options.max_length)
+            log.info("%d text(s) truncated to max_length=%d sub-tokens", truncated, max_length)
         return [
             {**{key: enc[key][i] for key in enc.keys()}, "labels": label2id[e.label]}
             for i, e in enumerate(examples)
@@ -203,7 +204,7 @@ class Classify(peft_hub.Task):
         results = []
         for begin in range(0, len(texts), options.batch_size):
             chunk = texts[begin : begin + options.batch_size]
-            enc = tokenizer(chunk, truncation=True, max_length=options.max_length)
+            enc = tokenizer(chunk, truncation=True, max_length=min(options.max_length, tokenizer.model_max_length))
             batch = collate([{k: enc[k][i] for k in enc.keys()} for i in range(len(chunk))])
             with torch.no_grad():
                 probs = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().softmax(-1)

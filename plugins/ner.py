@@ -187,6 +187,7 @@ class Ner(peft_hub.Task):
         """Tokenize word lists; returns ``[(window words offset, encoding index, word_ids)]`` and encodings."""
         unk = tokenizer.unk_token or "[UNK]"
         full = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+        max_length = min(max_length, tokenizer.model_max_length)  # no more than the model has positions
         budget = max_length - tokenizer.num_special_tokens_to_add()
         pieces, origin = [], []
         split_count = 0
@@ -211,7 +212,8 @@ class Ner(peft_hub.Task):
         label2id = {label: i for i, label in enumerate(labels)}
         enc, origin, split_count = self._encode_words([s.tokens for s in examples], tokenizer, options.max_length)
         if split_count:
-            log.info("%d sentence(s) longer than max_length=%d split into windows", split_count, options.max_length)
+            log.info("%d sentence(s) longer than max_length=%d split into windows", split_count,
+                     min(options.max_length, tokenizer.model_max_length))
         features = []
         for i, (index, offset) in enumerate(origin):
             tags = examples[index].tags

@@ -83,3 +83,47 @@ def test_fast_dropout_swaps_every_dropout_and_keeps_weights(tiny_model):
     assert not any(type(m) is torch.nn.Dropout and m.p > 0 for m in model.modules())
     after = model.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_length_buckets_cover_every_example_in_random_order():
+    from peft_hub.batching import LengthBucketSampler
+
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    sampler = LengthBucketSampler(lengths, batch_size=16, seed=3, window=10)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000)) and len(sampler) == 1000
+    batches = [order[i : i + 16] for i in range(0, 1000, 16)]
+    padded = sum(16 * max(lengths[i] for i in b) for b in batches[:-1])
+    assert 1 - sum(lengths[i] for b in batches[:-1] for i in b) / padded < 0.1  # random batches: ~50%
+    assert len(batches[-1]) == 1000 % 16  # the incomplete batch comes last
+    longest = [max(lengths[i] for i in b) for b in batches[:-1]]
+    assert longest != sorted(longest, reverse=True)  # no long-to-short curriculum
+    assert list(LengthBucketSampler(lengths, 16, seed=3, window=10)) == order  # resumable: same order
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+
+
+def test_token_weighted_loss_and_gradient_accumulation(tiny_model, tmp_path):
+    from peft_hub import recipes
+    from peft_hub.train import FeatureDataset, build_trainer
+
+    task = registry.get_task("ner")
+    model = task.build_model(str(tiny_model), ["O", "B-X", "I-X"])
+    features = [{"input_ids": [2] + [5] * n + [3], "attention_mask": [1] * (n + 2), "labels": [-100] + [1] * n + [-100]}
+                for n in (1, 3, 5, 7)]
+    from peft_hub.models import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model))
+    for loss, grad_accum, factor in (("token", 1, 1 / 2), ("token", 2, 1 / 4), ("batch", 2, 1 / 2)):
+        training = recipes.TrainingConfig(batch_size=2, grad_accum=grad_accum, loss=loss)
+        trainer = build_trainer(training, 1e-3, model, tokenizer, FeatureDataset(features), None, tmp_path,
+                                collator=task.collator(tokenizer), quiet=True)
+        for module in model.modules():  # no dropout: both forward passes compute the same
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        batch = task.collator(tokenizer)(features[:2])  # 1 + 3 labelled tokens; the average batch has 8
+        model.eval()
+        mean = model(**batch).loss
+        assert trainer.compute_loss(model, batch).item() == pytest.approx(mean.item())  # evaluation: the plain mean
+        model.train()
+        assert trainer.compute_loss(model, batch).item() == pytest.approx(mean.item() * factor, rel=1e-5), loss

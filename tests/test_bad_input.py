@@ -1,0 +1,189 @@
+"""Bad input through the command line: every case gets a message that says what is wrong, where,
+and what to do, a non-zero exit code and no traceback; nothing is left looking finished.
+
+CASES is the catalogue. To see the message of every case:
+    CATALOGUE=messages.jsonl .venv/bin/python -m pytest tests/test_bad_input.py
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLES
+from peft_hub.cli import cli
+
+GOOD_NER = "EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n"
+
+
+def _ner_dir(tmp: Path, train: str | bytes = GOOD_NER, dev: str | None = GOOD_NER, name: str = "train.txt") -> Path:
+    data = tmp / "data"
+    data.mkdir(exist_ok=True)
+    if train is not None:
+        (data / name).write_bytes(train if isinstance(train, bytes) else train.encode())
+    if dev is not None:
+        (data / "dev.txt").write_text(dev)
+    return data
+
+
+def _adapt(tmp: Path, tiny: Path, *extra: str, task: str = "ner", method: str = "lora") -> list[str]:
+    return ["adapt", "--method", method, "--task", task, "--model", str(tiny), "--output", str(tmp / "out"), "--quiet", *extra]
+
+
+def _file(tmp: Path, name: str, text: str) -> str:
+    (tmp / name).write_text(text)
+    return str(tmp / name)
+
+
+def _finished_run(tmp: Path, **info) -> str:
+    run = tmp / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"complete": True, **info}))
+    return str(run)
+
+
+def _mismatched_model(tmp: Path, tiny: Path) -> str:
+    """The tiny model's tokenizer (600 tokens) beside a model with 100 embeddings."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path = tmp / "mismatch"
+    BertTokenizerFast.from_pretrained(str(tiny)).save_pretrained(path)
+    BertModel(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(path)
+    return str(path)
+
+
+def _no_bitsandbytes(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+
+
+def _permission_denied(monkeypatch) -> None:
+    """Tests may run as root, which chmod does not stop: refuse the output directory as a
+    read-only parent would."""
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "out":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+
+def _disk_full_at_checkpoint(monkeypatch) -> None:
+    """The disk fills up while the first checkpoint is written."""
+    from transformers import Trainer
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(self.args.output_dir) / "checkpoint-2"))
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", full)
+
+
+# (id, argv from (tmp_path, tiny_model), expected message, optional monkeypatch setup)
+CASES = [
+    # -- data files ------------------------------------------------------------------------------
+    ("conll-inconsistent-columns", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, "EU NNP B-NP B-ORG\n\nPeter NNP B-PER\n"))),
+     "train.txt, line 3: 3 columns, but line 1 has 4", None),
+    ("conll-one-column", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, "EU B-ORG\nrejects\n"))),
+     "line 2: expected at least 2 columns", None),
+    ("tag-not-iob-or-bioes", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, "EU PERSON\n"))),
+     "line 1: tag 'PERSON' is not an entity tag", None),
+    ("empty-split-file", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, dev=""))),
+     "the validation split holds no sentences", None),
+    ("missing-train-split", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, train=None))),
+     "no training file found", None),
+    ("non-utf8-bytes", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, b"EU B-ORG\n\nM\xfcller B-PER\n"))),
+     "line 3: not valid UTF-8 (byte 0xfc)", None),
+    ("jsonl-broken-line", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [\n', dev=None, name="train.jsonl"))),
+     "train.jsonl, line 2", None),
+    ("jsonl-tokens-tags-differ", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, '{"tokens": ["a", "b"], "tags": ["O"]}\n', dev=None, name="train.jsonl"))),
+     "line 1: 2 tokens but 1 tags", None),
+    ("classify-no-label-column", lambda t, m: _adapt(t, m, "--data", _file(t, "reviews.csv", "sentence,score\ngood,1\n"), task="classify"),
+     "cannot tell which column holds the label", None),
+    ("classify-tsv-extra-column", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good\tpos\nbad\tneg\textra\n"), task="classify"),
+     "line 2: expected 2 tab-separated columns", None),
+    ("data-path-missing", lambda t, m: _adapt(t, m, "--data", "./nowhere"), "does not exist", None),
+    ("pretrain-empty-corpus", lambda t, m: ["pretrain", "--model", str(m), "--data", _file(t, "empty.txt", "\n\n"), "--output", str(t / "out"), "--quiet"],
+     "No held-out text", None),
+    ("block-size-over-model-positions", lambda t, m: ["pretrain", "--model", str(m), "--data", str(SAMPLES / "ner"), "--block-size", "1024", "--output", str(t / "out")],
+     "data.block_size=1024 is more than the 128 positions", None),
+    # -- names -----------------------------------------------------------------------------------
+    ("unknown-method", lambda t, m: _adapt(t, m, method="lorra"), "Unknown method 'lorra'. Did you mean 'lora'?", None),
+    ("unknown-task", lambda t, m: _adapt(t, m, task="nerr"), "Unknown task 'nerr'. Did you mean 'ner'?", None),
+    ("unknown-objective", lambda t, m: ["pretrain", "--objective", "mlmm", "--data", str(SAMPLES)], "Did you mean 'mlm'?", None),
+    ("unknown-recipe", lambda t, m: ["run", "no-such-recipe"], "Unknown recipe 'no-such-recipe'", None),
+    # -- recipes and overrides -------------------------------------------------------------------
+    ("recipe-unknown-key", lambda t, m: ["validate", _file(t, "r.yaml", "task: {name: ner}\nmethod: {name: lora}\ntrainin: {epochs: 1}\n")],
+     "trainin: unknown key", None),
+    ("recipe-wrong-type", lambda t, m: _adapt(t, m, "training.epochs=three"), "training.epochs: expected a number, got 'three'", None),
+    ("recipe-bad-value", lambda t, m: _adapt(t, m, "--epochs", "0"), "epochs: must be positive", None),
+    ("override-missing-key", lambda t, m: _adapt(t, m, "training.epoch=3"), "training.epoch: unknown key", None),
+    ("override-delete-missing-key", lambda t, m: _adapt(t, m, "~training.nope"), "no key training.nope", None),
+    ("override-not-key-value", lambda t, m: _adapt(t, m, "trainingepochs"), "must be KEY=VALUE", None),
+    ("method-option-unknown", lambda t, m: _adapt(t, m, "method.options.rank=4"), "method.options.rank: unknown key. Valid keys: r, alpha", None),
+    ("method-string-bad-option", lambda t, m: _adapt(t, m, method="lora[rank=4]"), "method.options.rank: unknown key", None),
+    ("yaml-syntax-error", lambda t, m: ["validate", _file(t, "bad.yaml", "task:\n  name: ner\n method: [\n")], "line 3", None),
+    ("yaml-python-object", lambda t, m: ["validate", _file(t, "evil.yaml", "task: !!python/object/apply:os.system ['echo hacked']\n")],
+     "invalid YAML", None),
+    ("missing-method-or-task", lambda t, m: ["adapt", "--method", "lora"], "Name a --method and a --task", None),
+    # -- models ----------------------------------------------------------------------------------
+    ("model-path-missing", lambda t, m: _adapt(t, "/no/such/model"), "does not exist", None),
+    ("model-dir-not-a-model", lambda t, m: _adapt(t, t), "is not a model directory: it has no config.json", None),
+    ("tokenizer-model-mismatch", lambda t, m: _adapt(t, _mismatched_model(t, m)), "do not belong together", None),
+    ("quantize-without-bitsandbytes", lambda t, m: _adapt(t, m, "--quantize", "8bit"), "needs bitsandbytes, which is not installed", _no_bitsandbytes),
+    ("fp16-without-gpu", lambda t, m: _adapt(t, m, "--precision", "fp16", "--max-steps", "1"), "needs a CUDA GPU", None),
+    # -- output and run directories --------------------------------------------------------------
+    ("output-holds-finished-run", lambda t, m: _adapt(t, m) if (t / "out").mkdir() or (t / "out" / "run.json").write_text("{}") else [],
+     "already holds a finished run. Choose another --output, or pass --overwrite", None),
+    ("resume-without-checkpoints", lambda t, m: _adapt(t, m, "--resume"), "Run without --resume", None),
+    ("permission-denied-output", lambda t, m: _adapt(t, m), "Cannot write to the output directory", _permission_denied),
+    ("disk-full-mid-run", lambda t, m: _adapt(t, m, "--max-steps", "2", "training.save_steps=2"), "No space left on device", _disk_full_at_checkpoint),
+    ("predict-run-of-other-task", lambda t, m: ["predict", _finished_run(t, kind="adapt", task="classify"), "--task", "ner", "text"],
+     "is a 'classify' run, not a 'ner' run", None),
+    ("predict-pretrain-output", lambda t, m: ["predict", _finished_run(t, kind="pretrain", objective="mlm"), "text"],
+     "is the output of `peft-hub pretrain`", None),
+    ("predict-no-run", lambda t, m: ["predict", "/no/run/dir", "text"], "Pass the --output directory of a finished", None),
+    ("report-no-finished-run", lambda t, m: ["report", str(t)], "None of the given directories holds a finished run", None),
+]
+
+
+@pytest.mark.parametrize("case, argv, message, setup", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_message_not_a_traceback(case, argv, message, setup, tmp_path, tiny_model, cli_runner, monkeypatch):
+    if setup:
+        setup(monkeypatch)
+    result = cli_runner.invoke(cli, argv(tmp_path, tiny_model))
+    if os.environ.get("CATALOGUE"):
+        with open(os.environ["CATALOGUE"], "a", encoding="utf-8") as out:
+            out.write(json.dumps({"case": case, "exit": result.exit_code, "message": result.output.strip()}) + "\n")
+    assert result.exit_code in (1, 2), (result.exit_code, result.output)
+    assert message in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, (AssertionError, TypeError, AttributeError))
+    assert not (tmp_path / "out" / "run.json").exists() or case == "output-holds-finished-run"  # never looks finished
+
+
+def test_the_catalogue_is_long_enough():
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_repaired_and_unusual_data_trains_with_warnings(tmp_path, tiny_model, cli_runner):
+    """Not errors: an I- tag opening an entity is read as B- with a note; a 5,000-token sentence
+    is split into windows, never truncated; a type seen only in dev is added with a warning."""
+    long = "".join(f"w{i % 50} O\n" for i in range(5000))
+    train = "EU B-ORG\nrejects O\n\nPeter I-PER\nBlackburn I-PER\nlives O\n\n" + long
+    dev = "Paris B-LOC\nis O\n\nEU B-ORG\n"
+    data = _ner_dir(tmp_path, train, dev)
+    argv = [a for a in _adapt(tmp_path, tiny_model, "--data", str(data), "--max-steps", "2") if a != "--quiet"]
+    result = cli_runner.invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    assert "1 I- tags that opened an entity were read as B-" in result.output
+    assert "sentence(s) longer than max_length=128 split into windows" in result.output  # the tiny model has 128 positions
+    assert "Entity types in dev/test but never in train (the model cannot learn them): LOC" in result.output
+    assert "B-LOC" in json.loads((tmp_path / "out" / "labels.json").read_text())
