@@ -15,4 +15,4 @@ for lr in 1e-3 3e-3 1e-2; do run adapter $lr; done
 for lr in 1e-2 3e-2; do run prefix $lr; done
 for lr in 1e-2 3e-2; do run ia3 $lr; done
 for lr in 1e-3 2e-3 5e-3; do run lora $lr; done
-.venv/bin/python benchmarks/table_from_runs.py runs/sweep/*
+.venv/bin/peft-hub report runs/sweep/* --png runs/sweep.png

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every built-in method on CoNLL-2003 NER and SST-2 with the offline MiniLM, 1000 training
 # examples, 1 epoch, each method's default learning rate. Writes runs/matrix/<task>-<method>/
-# and prints a markdown table (benchmarks/table_from_runs.py).
+# and prints markdown tables (peft-hub report).
 #   bash benchmarks/methods_matrix.sh            # ~15 minutes on 2 CPU cores
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +14,5 @@ for task in ner classify; do
         --epochs 1 --output runs/matrix/$task-$m --overwrite --quiet > /dev/null
   done
 done
-.venv/bin/python benchmarks/table_from_runs.py runs/matrix/*
+.venv/bin/peft-hub report runs/matrix/ner-* --png runs/matrix-ner.png
+.venv/bin/peft-hub report runs/matrix/classify-* --png runs/matrix-classify.png

@@ -187,3 +187,24 @@ def test_repaired_and_unusual_data_trains_with_warnings(tmp_path, tiny_model, cl
     assert "sentence(s) longer than max_length=128 split into windows" in result.output  # the tiny model has 128 positions
     assert "Entity types in dev/test but never in train (the model cannot learn them): LOC" in result.output
     assert "B-LOC" in json.loads((tmp_path / "out" / "labels.json").read_text())
+
+
+def test_nothing_loads_or_runs_untrusted_code():
+    """Recipes and checkpoints are data: no pickle, no unsafe YAML, no eval, torch.load only with
+    weights_only=True, weights only as safetensors, trust_remote_code off by default."""
+    import re
+
+    from peft_hub import recipes
+
+    root = Path(__file__).resolve().parent.parent
+    for path in [*(root / "peft_hub").rglob("*.py"), *(root / "plugins").rglob("*.py")]:
+        code = path.read_text(encoding="utf-8")
+        assert not re.search(r"\bimport pickle|\bpickle\.|yaml\.load\(|yaml\.unsafe_load|(?<![.\w])eval\(|(?<![.\w])exec\(", code), path
+        for call in re.findall(r"torch\.load\([^)]*\)", code):
+            assert "weights_only=True" in call, (path, call)
+    assert recipes.ModelConfig().trust_remote_code is False
+    from peft_hub.models import load_pretrained
+
+    captured = {}
+    load_pretrained(type("Loader", (), {"from_pretrained": staticmethod(lambda path, **kw: captured.update(kw))}), "x")
+    assert captured == {"use_safetensors": True, "trust_remote_code": False}
