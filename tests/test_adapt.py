@@ -120,3 +120,20 @@ def test_help_is_fast_and_lazy():
     code = "import sys, peft_hub.cli; print(any(m in sys.modules for m in ('torch', 'transformers', 'peft')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_every_command_help_has_an_example(cli_runner):
+    import click
+
+    def commands(group, path):
+        for name, command in group.commands.items():
+            yield [*path, name], command
+            if isinstance(command, click.Group):
+                yield from commands(command, [*path, name])
+
+    found = list(commands(cli, []))
+    assert len(found) >= 18
+    for path, _ in found:
+        result = cli_runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, path
+    assert "Examples:" in cli_runner.invoke(cli, ["--help"]).output

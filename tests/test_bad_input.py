@@ -187,6 +187,7 @@ def test_repaired_and_unusual_data_trains_with_warnings(tmp_path, tiny_model, cl
     assert "sentence(s) longer than max_length=128 split into windows" in result.output  # the tiny model has 128 positions
     assert "Entity types in dev/test but never in train (the model cannot learn them): LOC" in result.output
     assert "B-LOC" in json.loads((tmp_path / "out" / "labels.json").read_text())
+    assert "Training: 2 steps" in result.output and "\r" not in result.output  # not a terminal: plain lines, no bars
 
 
 def test_nothing_loads_or_runs_untrusted_code():
