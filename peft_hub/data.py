@@ -162,7 +162,7 @@ def jsonl_objects(numbered_lines: Iterable[tuple[int, str]], path: str | Path) -
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}, line {number}: invalid JSON ({exc.msg}, column {exc.colno}).") from None
+            raise DataError(f"{path}, line {number}: invalid JSON ({exc.msg}, column {exc.colno}). JSONL needs one complete JSON object per line.") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}, line {number}: expected a JSON object per line, got {type(obj).__name__}.")
         yield number, obj

@@ -106,6 +106,8 @@ def _corpus(resolved: Resolved, echo: Echo) -> tuple[Callable[[], Any], list[str
     else:  # one pass over the corpus splits it
         train_iter, held = hold_out(read(train_sources), d.validation_split)
         train_docs = list(train_iter)
+        if not train_docs and not held:
+            raise DataError(f"No text in {', '.join(train_sources)}: every line is empty. Point --data at the corpus.")
         make_train = lambda: iter(train_docs)  # noqa: E731
     echo(f"Held-out text: {len(held)} documents (every {max(2, round(1 / d.validation_split))}th)")
     return make_train, held

@@ -75,7 +75,7 @@ def _read_tsv(lines: list[str], options, where: str) -> list[Example]:
         return _rows_with_header([(n, dict(zip(header, cells))) for n, cells in rows[1:]], options, where)
     for number, cells in rows:
         if len(cells) != 2:
-            raise DataError(f"{where}, line {number}: expected 2 tab-separated columns (text and label), got {len(cells)}.")
+            raise DataError(f"{where}, line {number}: expected 2 tab-separated columns (text and label), got {len(cells)}. A tab inside the text? Use CSV (quoted) or JSONL.")
     # the label column is the one with few distinct, short values
     distinct = [len({cells[i] for _, cells in rows}) for i in (0, 1)]
     label_col = 0 if distinct[0] < distinct[1] else 1

@@ -110,7 +110,7 @@ def _read_file(path: Path, fmt: str) -> list[TaggedSentence]:
             if not isinstance(tokens, list) or not isinstance(tags, list):
                 raise DataError(f"{path}, line {number}: expected keys 'tokens' and 'tags' holding lists; found keys {sorted(obj)}.")
             if len(tokens) != len(tags):
-                raise DataError(f"{path}, line {number}: {len(tokens)} tokens but {len(tags)} tags.")
+                raise DataError(f"{path}, line {number}: {len(tokens)} tokens but {len(tags)} tags. Give exactly one tag per token.")
             sentences.append(TaggedSentence([str(t) for t in tokens], [str(t) for t in tags], number))
         return sentences
     if fmt not in ("auto", "conll", "tsv"):

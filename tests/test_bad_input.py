@@ -112,7 +112,7 @@ CASES = [
      "line 2: expected 2 tab-separated columns", None),
     ("data-path-missing", lambda t, m: _adapt(t, m, "--data", "./nowhere"), "does not exist", None),
     ("pretrain-empty-corpus", lambda t, m: ["pretrain", "--model", str(m), "--data", _file(t, "empty.txt", "\n\n"), "--output", str(t / "out"), "--quiet"],
-     "No held-out text", None),
+     "every line is empty", None),
     ("block-size-over-model-positions", lambda t, m: ["pretrain", "--model", str(m), "--data", str(SAMPLES / "ner"), "--block-size", "1024", "--output", str(t / "out")],
      "data.block_size=1024 is more than the 128 positions", None),
     # -- names -----------------------------------------------------------------------------------
