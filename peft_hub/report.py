@@ -91,7 +91,11 @@ def _pyplot():
 
 
 def comparison_png(rows: list[dict], path: str | Path) -> Path:
-    """Score (test, else dev) against trainable % (log scale); point area grows with training time."""
+    """Score (test, else dev) against trainable % (log scale); point area grows with training time.
+    Runs scored by another metric than the most common one (e.g. pretraining perplexity among
+    NER runs) are left out of the plot."""
+    metrics = [r["metric"] for r in rows]
+    rows = [r for r in rows if r["metric"] == max(set(metrics), key=metrics.count)]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     seconds = [r.get("train_runtime_s") or 0 for r in rows]
@@ -103,7 +107,7 @@ def comparison_png(rows: list[dict], path: str | Path) -> Path:
         ax.scatter(row["trainable_percent"], score, s=40 + 600 * s / biggest, alpha=0.6)
         ax.annotate(f"{row['method']} ({Path(row['run']).name})", (row["trainable_percent"], score),
                     textcoords="offset points", xytext=(6, 6), fontsize=8)
-    metric = "/".join(sorted({r["metric"] for r in rows}))
+    metric = rows[0]["metric"]
     split = "test" if any(r["test"] is not None for r in rows) else "dev"
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (%)")
