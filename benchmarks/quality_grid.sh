@@ -2,16 +2,16 @@
 # Quality on the full data, only through peft-hub and the recipes in recipes/:
 #   CoNLL-2003 NER (all 14,041 training sentences -> best epoch on dev -> test once):
 #     lora, lora_r4, ia3, adapter, prefix, full
-#   SST-2 (the first SST2_SAMPLES training sentences, full dev/test): lora and full
+#   SST-2 (the first SST2_SAMPLES=10000 of 67,349 training sentences, full dev/test): lora and full
 # Writes runs/grid/<row>/ and benchmarks/results/{ner,sst2}_grid.{md,png} (peft-hub report).
-#   bash benchmarks/quality_grid.sh [ner|sst2|all]    # ~55 + ~10 minutes on 2 CPU cores
+#   bash benchmarks/quality_grid.sh [ner|sst2|all]    # ~55 + ~6 minutes on 2 CPU cores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 PART=${1:-all}
 NER_EPOCHS=${NER_EPOCHS:-2}
 SST2_EPOCHS=${SST2_EPOCHS:-1}
-SST2_SAMPLES=${SST2_SAMPLES:-20000}
+SST2_SAMPLES=${SST2_SAMPLES:-10000}
 mkdir -p benchmarks/results
 if [ "$PART" != sst2 ]; then
   for row in lora lora_r4 ia3 adapter prefix full; do
