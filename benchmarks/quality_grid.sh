@@ -2,7 +2,7 @@
 # Quality on the full data, only through peft-hub and the recipes in recipes/:
 #   CoNLL-2003 NER (all 14,041 training sentences -> best epoch on dev -> test once):
 #     lora, lora_r4, ia3, adapter, prefix, full
-#   SST-2 (the first SST2_SAMPLES=10000 of 67,349 training sentences, full dev/test): lora and full
+#   SST-2 (stsa.binary: all 6,920 training sentences, as SST2_SAMPLES=10000 caps none; full dev/test): lora and full
 # Writes runs/grid/<row>/ and benchmarks/results/{ner,sst2}_grid.{md,png} (peft-hub report).
 #   bash benchmarks/quality_grid.sh [ner|sst2|all]    # ~55 + ~6 minutes on 2 CPU cores
 set -euo pipefail
