@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SAMPLES
+from conftest import SAMPLES
 from peft_hub import adapt, recipes
 from peft_hub.cli import cli
 
