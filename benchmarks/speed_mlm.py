@@ -16,14 +16,13 @@ warm-up, seed 42, the same number of optimizer steps. (a) trains every weight fr
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_ner import ENV, PY, ROOT, _subprocess_json, loop, measure, write_report  # noqa: E402
+from speed_ner import ENV, PY, ROOT, _subprocess_json, loop, measure, parse_args, write_report  # noqa: E402
 
 TEXT = ROOT.parent / "shared" / "data" / "wikitext2_raw" / "wiki.test.raw"
 
@@ -90,20 +89,12 @@ def bare_loop(steps: int, tmp: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed_mlm.json"))
-    parser.add_argument("--bare-loop", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--tmp", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(__doc__, "steps", 40, "optimizer steps of 16 blocks", "speed_mlm")
     if args.bare_loop:
         print(json.dumps(bare_loop(args.steps, Path(args.tmp))))
         return
     variants = {name: (lambda t, run=run: run(args.steps, t)) for name, run in (("a", run_a), ("b", run_b), ("c", run_c))}
-    runs = measure(variants, args.reps)
-    args.samples = f"{args.steps} steps"
-    write_report(runs, args, "MLM pretraining", ["a/b", "a/c"])
+    write_report(measure(variants, args.reps), args, f"MLM pretraining, {args.steps} steps", ["a/b", "a/c"])
 
 
 if __name__ == "__main__":

@@ -118,20 +118,26 @@ def loop(model, trainer, batches: list[dict], transform=None) -> tuple[float, in
     return time.perf_counter() - start, real
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=2400, help="training sentences (one epoch of samples/16 steps)")
+def parse_args(doc: str, size: str, default: int, help: str, name: str) -> argparse.Namespace:
+    """The options both speed scripts take: ``--SIZE``, ``--reps``, ``--out`` (and the hidden
+    ``--bare-loop --tmp`` with which a script runs its variant (c) in a subprocess)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(f"--{size}", type=int, default=default, help=help)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed_ner.json"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / f"{name}.json"))
     parser.add_argument("--bare-loop", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__, "samples", 2400, "training sentences (one epoch of samples/16 steps)", "speed_ner")
     if args.bare_loop:
         print(json.dumps(bare_loop(args.samples, Path(args.tmp))))
         return
     variants = {"a": lambda t: run_a(args.samples, t), "b": lambda t: run_b(args.samples, t, False),
                 "b'": lambda t: run_b(args.samples, t, True), "c": lambda t: run_c(args.samples, t)}
-    write_report(measure(variants, args.reps), args, "NER LoRA", ["a/b", "a/b'", "a/c"])
+    write_report(measure(variants, args.reps), args, f"NER LoRA, {args.samples} samples", ["a/b", "a/b'", "a/c"])
 
 
 def measure(variants: dict, reps: int) -> dict[str, list[dict]]:
@@ -155,14 +161,14 @@ def write_report(runs: dict, args, title: str, ratios: list[str]) -> None:
 
     median = {name: statistics.median(r["tokens_per_s"] for r in rs) for name, rs in runs.items()}
     report = {
-        "title": title, "samples": args.samples, "reps": args.reps, "date": time.strftime("%Y-%m-%d"),
+        "title": title, "reps": args.reps, "date": time.strftime("%Y-%m-%d"),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "threads": torch.get_num_threads(), "runs": runs, "median_tokens_per_s": median,
         "ratios": {r: median[r.split("/")[0]] / median[r.split("/")[1]] for r in ratios},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"\n{title}, {args.samples} samples, median of {args.reps}:")
+    print(f"\n{title}, median of {args.reps}:")
     print("| variant | real tokens/s (median) | seconds (median) | dev F1 (median) |\n|---|---:|---:|---:|")
     for name, rs in runs.items():
         f1 = [r["dev_f1"] for r in rs if r.get("dev_f1") is not None]

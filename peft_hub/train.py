@@ -39,7 +39,6 @@ class FeatureDataset:
 def peak_memory_mb() -> float:
     """Peak memory so far: allocated GPU memory on CUDA, else the process's peak resident memory."""
     import resource
-    import sys
 
     import torch
 
