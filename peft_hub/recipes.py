@@ -144,8 +144,15 @@ class TextDataConfig(Options):
 @dataclass
 class PretrainTrainingConfig(TrainingConfig):
     head_warmup_steps: int = option(100, "If the model has no pretraining head: train only the fresh head for this many steps first.")
+    head_learning_rate: float | None = option(None, "Peak learning rate of a fresh pretraining head (unset: 10 x learning_rate).")
     eval_steps: int | None = option(None, "Evaluate held-out loss every N steps (unset: 5 times per run).")
     early_stopping_patience: int | None = option(3, "Stop after N evaluations without a better held-out loss (null: never).")
+
+    def check(self) -> list[str]:
+        errors = super().check()
+        if self.head_learning_rate is not None and not 0 < self.head_learning_rate < 1:
+            errors.append(f"head_learning_rate: must be in (0, 1), got {self.head_learning_rate}")
+        return errors
 
 
 PRETRAIN_METHOD = "full"  # continued pretraining updates the whole encoder unless told otherwise

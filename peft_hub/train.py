@@ -200,6 +200,15 @@ def _trainer_class() -> type:
         #: set by build_trainer for ``batching: length``
         length_sampler: Any = None
 
+        #: set by build_trainer: {parameter-name suffix: learning rate} for weights with a rate of their own
+        learning_rates: dict[str, float] = {}
+
+        def create_optimizer(self, *args, **kwargs):
+            optimizer = super().create_optimizer(*args, **kwargs)
+            if self.learning_rates:
+                _own_learning_rates(optimizer, self.model, self.learning_rates)
+            return optimizer
+
         def _get_train_sampler(self, *args, **kwargs):
             return self.length_sampler or super()._get_train_sampler(*args, **kwargs)
 
@@ -237,6 +246,23 @@ def _trainer_class() -> type:
     return HubTrainer
 
 
+def _own_learning_rates(optimizer: Any, model: Any, rates: dict[str, float]) -> None:
+    """Move each parameter whose name ends with a key of ``rates`` into a group of its own at that
+    peak rate (weight decay as before). The schedule then scales every group alike."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    added = []
+    for group in optimizer.param_groups:
+        keep, moved = [], {}
+        for p in group["params"]:
+            rate = next((r for suffix, r in rates.items() if names.get(id(p), "").endswith(suffix)), None)
+            (keep if rate is None else moved.setdefault(rate, [])).append(p)
+        group["params"] = keep
+        settings = {k: v for k, v in group.items() if k != "params"}
+        added += [{**settings, "params": params, "lr": rate} for rate, params in moved.items()]
+    for group in added:
+        optimizer.add_param_group(group)
+
+
 @contextlib.contextmanager
 def _quantized_in_house(model: Any):
     """Trainer refuses a quantized model unless it is a peft model ("attach trainable adapters");
@@ -271,9 +297,11 @@ def build_trainer(
     quiet: bool = False,
     callbacks: tuple = (),
     batch_transform: Callable[[dict], dict] | None = None,
+    learning_rates: dict[str, float] | None = None,
 ) -> Any:
     """A Trainer for ``model`` from a recipe's ``training`` section. Evaluates on ``dev`` every
-    epoch (or every ``eval_steps``), keeps the best checkpoint by ``metric``, logs to TensorBoard."""
+    epoch (or every ``eval_steps``), keeps the best checkpoint by ``metric``, logs to TensorBoard.
+    ``learning_rates`` gives the parameters named by these suffixes their own peak rate."""
     import torch
     from transformers import TrainingArguments
 
@@ -346,6 +374,7 @@ def build_trainer(
             preprocess_logits_for_metrics=_argmax if compute_metrics else None,
         )
     trainer.batch_transform = batch_transform
+    trainer.learning_rates = learning_rates or {}
     if t.batching == "length" and isinstance(train, FeatureDataset):
         from .batching import LengthBucketSampler
 

@@ -245,3 +245,42 @@ stages:
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "out/ner/run.json").read_text())
     assert info["base_model"] == str((tmp_path / "out/pre").resolve())
+
+
+def test_fresh_head_trains_at_its_own_rate(tiny_model, tmp_path):
+    """Trainer's optimizer puts the named weights in groups at their own peak rate, weight decay kept;
+    the schedule scales every group alike."""
+    from transformers import AutoModelForMaskedLM
+
+    from peft_hub.train import FeatureDataset, build_trainer
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model)
+    head = {"cls.predictions.transform.dense.weight": 1e-2, "cls.predictions.transform.dense.bias": 1e-2}
+    train = FeatureDataset([{"input_ids": [1, 2, 3], "labels": [-100, 2, -100]}] * 8)
+    trainer = build_trainer(recipes.PretrainTrainingConfig(warmup_ratio=0.0), 1e-3, model, None, train, None,
+                            tmp_path, collator=None, quiet=True, learning_rates=head)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    trainer.optimizer.step()  # no gradients yet: moves nothing
+    trainer.lr_scheduler.step()  # one step of linear decay: every rate x 0.9
+    names = {id(p): n for n, p in model.named_parameters()}
+    seen = {names[id(p)]: (group["lr"], group["weight_decay"])
+            for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert len(seen) == sum(1 for p in model.parameters() if p.requires_grad)
+    assert seen["cls.predictions.transform.dense.weight"] == (pytest.approx(9e-3), 0.01)
+    assert seen["cls.predictions.transform.dense.bias"] == (pytest.approx(9e-3), 0.0)
+    assert seen["bert.encoder.layer.0.attention.self.query.weight"] == (pytest.approx(9e-4), 0.01)
+
+
+@pytest.mark.parametrize("warmup, encoder_moves", [(3, False), (1, True)])
+def test_only_the_fresh_head_moves_while_it_warms_up(tiny_model, corpus, tmp_path, cli_runner, warmup, encoder_moves):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "warm"
+    result = cli_runner.invoke(cli, [
+        "pretrain", "--model", str(tiny_model), "--data", str(corpus), "--output", str(out), "--max-steps", "3",
+        "--block-size", "32", "--lr", "1e-2", "--quiet", f"training.head_warmup_steps={warmup}",
+    ])
+    assert result.exit_code == 0, result.output
+    before, after = load_file(tiny_model / "model.safetensors"), load_file(out / "model.safetensors")
+    encoder = [n for n in before if n.startswith("encoder.")]
+    assert encoder and all(torch.equal(before[n], after[f"bert.{n}"]) for n in encoder) is not encoder_moves
