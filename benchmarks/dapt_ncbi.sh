@@ -11,7 +11,7 @@ SEEDS=${SEEDS:-"42 43 44"}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
 DATA=../shared/data
 .venv/bin/peft-hub pretrain --objective mlm --data $DATA/ncbi_disease_abstracts --max-steps $PRETRAIN_STEPS \
-    --lr 1e-4 --seed 42 --output runs/dapt --overwrite --quiet > /dev/null
+    --lr 1e-4 training.head_learning_rate=5e-3 --seed 42 --output runs/dapt --overwrite --quiet > /dev/null
 for seed in $SEEDS; do
   for base in minilm dapt; do
     model=$base; [ "$base" = dapt ] && model=runs/dapt
