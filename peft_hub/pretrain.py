@@ -73,6 +73,8 @@ def _head_warmup(fresh_params: set[str], steps: int):
     when it wrapped the model, the encoder's gradients are computed and dropped instead."""
     from transformers import TrainerCallback
 
+    from .train import plain_name
+
     class HeadWarmup(TrainerCallback):
         encoder: tuple | list = ()  # the weights held still: every trainable one outside the fresh head
         frozen = False
@@ -81,7 +83,9 @@ def _head_warmup(fresh_params: set[str], steps: int):
             if state.global_step >= steps or model is None:
                 return
             self.encoder = [p for n, p in model.named_parameters()
-                            if p.requires_grad and not any(n.endswith(f) for f in fresh_params)]
+                            if p.requires_grad and not any(plain_name(n).endswith(f) for f in fresh_params)]
+            if len(self.encoder) == sum(p.requires_grad for p in model.parameters()):
+                self.encoder = []  # the method leaves none of the fresh head trainable: nothing to warm up
             self.frozen = args.world_size == 1
             for parameter in self.encoder if self.frozen else ():
                 parameter.requires_grad_(False)

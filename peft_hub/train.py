@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -246,10 +247,17 @@ def _trainer_class() -> type:
     return HubTrainer
 
 
+def plain_name(name: str) -> str:
+    """A parameter's name without peft's copy marker: ``cls.predictions.transform.modules_to_save.
+    default.dense.weight`` -> ``cls.predictions.transform.dense.weight``, the name it had before
+    a method wrapped the model (still behind peft's ``base_model.model.`` prefix)."""
+    return re.sub(r"\.modules_to_save\.[^.]+(?=\.)", "", name)
+
+
 def _own_learning_rates(optimizer: Any, model: Any, rates: dict[str, float]) -> None:
     """Move each parameter whose name ends with a key of ``rates`` into a group of its own at that
     peak rate (weight decay as before). The schedule then scales every group alike."""
-    names = {id(p): n for n, p in model.named_parameters()}
+    names = {id(p): plain_name(n) for n, p in model.named_parameters()}
     added = []
     for group in optimizer.param_groups:
         keep, moved = [], {}

@@ -284,3 +284,12 @@ def test_only_the_fresh_head_moves_while_it_warms_up(tiny_model, corpus, tmp_pat
     before, after = load_file(tiny_model / "model.safetensors"), load_file(out / "model.safetensors")
     encoder = [n for n in before if n.startswith("encoder.")]
     assert encoder and all(torch.equal(before[n], after[f"bert.{n}"]) for n in encoder) is not encoder_moves
+
+
+def test_head_names_are_found_inside_peft_copies():
+    """LoRA pretraining trains the head as peft's modules_to_save copy; warm-up and rates still find it."""
+    from peft_hub.train import plain_name
+
+    assert plain_name("base_model.model.cls.predictions.transform.modules_to_save.default.dense.weight") \
+        == "base_model.model.cls.predictions.transform.dense.weight"
+    assert plain_name("bert.encoder.layer.0.output.dense.weight") == "bert.encoder.layer.0.output.dense.weight"
