@@ -73,25 +73,23 @@ def _head_warmup(fresh_params: set[str], steps: int):
     when it wrapped the model, the encoder's gradients are computed and dropped instead."""
     from transformers import TrainerCallback
 
-    from .train import plain_name
+    from .train import matching_suffix
 
     class HeadWarmup(TrainerCallback):
         encoder: tuple | list = ()  # the weights held still: every trainable one outside the fresh head
-        frozen = False
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if state.global_step >= steps or model is None:
                 return
             self.encoder = [p for n, p in model.named_parameters()
-                            if p.requires_grad and not any(plain_name(n).endswith(f) for f in fresh_params)]
+                            if p.requires_grad and matching_suffix(n, fresh_params) is None]
             if len(self.encoder) == sum(p.requires_grad for p in model.parameters()):
                 self.encoder = []  # the method leaves none of the fresh head trainable: nothing to warm up
-            self.frozen = args.world_size == 1
-            for parameter in self.encoder if self.frozen else ():
+            for parameter in self.encoder if args.world_size == 1 else ():
                 parameter.requires_grad_(False)
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):
-            if state.global_step < steps and not self.frozen:
+            if state.global_step < steps and args.world_size > 1:
                 for parameter in self.encoder:
                     parameter.grad = None
 

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -254,16 +254,21 @@ def plain_name(name: str) -> str:
     return re.sub(r"\.modules_to_save\.[^.]+(?=\.)", "", name)
 
 
+def matching_suffix(name: str, suffixes: Iterable[str]) -> str | None:
+    """The first of ``suffixes`` that the parameter ``name`` ends with (compared as ``plain_name``)."""
+    plain = plain_name(name)
+    return next((suffix for suffix in suffixes if plain.endswith(suffix)), None)
+
+
 def _own_learning_rates(optimizer: Any, model: Any, rates: dict[str, float]) -> None:
     """Move each parameter whose name ends with a key of ``rates`` into a group of its own at that
     peak rate (weight decay as before). The schedule then scales every group alike."""
-    names = {id(p): plain_name(n) for n, p in model.named_parameters()}
+    own = {id(p): rates[suffix] for n, p in model.named_parameters() if (suffix := matching_suffix(n, rates))}
     added = []
     for group in optimizer.param_groups:
         keep, moved = [], {}
         for p in group["params"]:
-            rate = next((r for suffix, r in rates.items() if names.get(id(p), "").endswith(suffix)), None)
-            (keep if rate is None else moved.setdefault(rate, [])).append(p)
+            (moved.setdefault(own[id(p)], []) if id(p) in own else keep).append(p)
         group["params"] = keep
         settings = {k: v for k, v in group.items() if k != "params"}
         added += [{**settings, "params": params, "lr": rate} for rate, params in moved.items()]
