@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from . import models, recipes, rundir
+from . import guard, models, recipes, rundir
 from .rundir import Echo
 from .errors import RunDirError
 from .progress import track
@@ -37,6 +37,38 @@ def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
         echo(f"No --data given: training on the small sample built into the {resolved.task.name!r} task ({sample}).")
         return dataclasses.replace(data, path=str(sample))
     return data
+
+
+def hold_out_dev(splits: dict[str, list], share: float, seed: int, echo: Echo) -> dict[str, list]:
+    """Carve a dev split out of the training examples when the data has none (``share`` of them,
+    chosen at random with ``seed``), so the best epoch is kept and collapse is noticed."""
+    if "validation" in splits or not share or len(splits.get("train", [])) < 2:
+        return splits
+    import random
+
+    train = splits["train"]
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    size = max(1, round(share * len(train)))
+    held = set(order[:size])
+    echo(f"No dev split in the data: holding out {size:,} of the {len(train):,} training examples as dev "
+         f"(data.validation_split={share:g}; 0 trains on all of them).")
+    return {**splits, "train": [e for i, e in enumerate(train) if i not in held],
+            "validation": [train[i] for i in sorted(held)]}
+
+
+def limit_samples(task: Any, splits: dict[str, list], data: DataConfig, echo: Echo) -> dict[str, list]:
+    """The first ``max_train_samples`` / ``max_eval_samples`` examples of each split; says so when
+    the training examples kept miss labels that the rest has (a file sorted by label)."""
+    limits = {"train": data.max_train_samples, "validation": data.max_eval_samples, "test": data.max_eval_samples}
+    limited = {name: examples[: limits.get(name) or None] for name, examples in splits.items()}
+    if "train" in splits and len(limited["train"]) < len(splits["train"]):
+        had, kept = task.labels({"train": splits["train"]}), task.labels({"train": limited["train"]})
+        if len(kept) < len(had):
+            echo(f"WARNING: the first {len(limited['train']):,} training examples (data.max_train_samples) hold only "
+                 f"{len(kept)} of the {len(had)} labels of the training data (is the file sorted by label?): the model "
+                 "cannot learn the others. Shuffle the file, or raise data.max_train_samples.")
+    return limited
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
@@ -94,8 +126,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
 
     splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
-    limits = {"train": recipe.data.max_train_samples, "validation": recipe.data.max_eval_samples, "test": recipe.data.max_eval_samples}
-    splits = {name: examples[: limits.get(name) or None] for name, examples in splits.items()}
+    splits = hold_out_dev(splits, recipe.data.validation_split, recipe.training.seed, echo)
+    splits = limit_samples(task, splits, recipe.data, echo)
     labels = task.labels(splits)
     features = {name: FeatureDataset(_encode(task, examples, tokenizer, labels, resolved.task_options, name, quiet))
                 for name, examples in splits.items()}
@@ -111,12 +143,17 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     memory = models.weight_memory_mb(model)
     if quant != "none":
         echo(f"Base loaded in {quant}: {memory:,} MiB of weights")
+    heads = task.head_modules(model)
+    head = [f"{name}.{p}" for name in heads for p, _ in model.get_submodule(name).named_parameters()]
     model = method.apply(models.prepare_quantized(model, quant), resolved.method_options, task)
     trainable, total = count_parameters(model)
-    echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
+    head_lr = recipe.training.head_rate(resolved.learning_rate)
+    echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); "
+         f"learning rate {resolved.learning_rate:g}, head ({', '.join(heads)}) {head_lr:g}")
 
     dev = features.get("validation")
-    trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet)
+    trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet,
+                           learning_rates=dict.fromkeys(head, head_lr))
     result = train_resumably(trainer, recipe.output.resume, out)
     model = trainer.model
     runtime = result.metrics["train_runtime"] - trainer.clock.excluded
@@ -146,6 +183,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         primary_metric=task.primary_metric,
         history=[e for e in trainer.state.log_history if not any(k.startswith("test_") for k in e)],
     )
+    metrics["warnings"] = guard.warnings(metrics, task.primary_metric)
     if main:
         resolved.method.save(model, out / "adapter")
         tokenizer.save_pretrained(str(out / "tokenizer"))

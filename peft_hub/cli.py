@@ -153,6 +153,7 @@ def _summary(out: Path, metrics: dict) -> str:
         f"trainable {metrics['trainable_params']:,} of {metrics['total_params']:,} parameters ({metrics['trainable_percent']:.2f}%); "
         f"{metrics['train_steps']} steps in {metrics['train_runtime_s']:.1f} s, {metrics['train_tokens_per_s'] or 0:,.0f} tokens/s"
     )
+    lines += [f"WARNING: {w}" for w in metrics.get("warnings", [])]
     lines.append(f'Next: peft-hub predict {out} "some text"   |   peft-hub evaluate {out} --data DIR')
     return "\n".join(lines)
 

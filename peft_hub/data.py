@@ -7,6 +7,7 @@ tag scheme is used) belongs to the tasks.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -78,8 +79,8 @@ def split_files(data: Any) -> dict[str, Path]:
     return files
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """Lines of a UTF-8 text file (a BOM is ignored); bad bytes are reported with their line."""
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """Lines of a text file (UTF-8 unless told: a BOM is ignored); bad bytes are reported with their line."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -90,12 +91,13 @@ def read_lines(path: str | Path) -> list[str]:
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}.") from None
     try:
-        text = raw.decode("utf-8-sig")
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+        text = raw.decode("utf-8-sig" if utf8 else encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}). "
-            f"Convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.txt`."
+            f"{path}, line {line}: not valid {'UTF-8' if utf8 else encoding} (byte 0x{raw[exc.start]:02x}). Say the file's encoding "
+            f"with data.encoding=NAME (e.g. data.encoding=latin-1), or convert it: `iconv -f latin1 -t utf-8 {path.name} > fixed.txt`."
         ) from None
     return text.splitlines()
 
@@ -107,7 +109,7 @@ class TaggedSentence:
     line: int  # 1-based line of the first token
 
 
-def read_columns(path: str | Path) -> list[TaggedSentence]:
+def read_columns(path: str | Path, encoding: str = "utf-8") -> list[TaggedSentence]:
     """CoNLL-style column files: one token per line, the token first and its tag last, a blank
     line between sentences, ``-DOCSTART-`` lines skipped. Columns are split on tabs when the
     line has one (TSV), else on whitespace. Every line must have the same number of columns."""
@@ -125,7 +127,7 @@ def read_columns(path: str | Path) -> list[TaggedSentence]:
             tokens.clear()
             tags.clear()
 
-    for number, line in enumerate(read_lines(path), 1):
+    for number, line in enumerate(read_lines(path, encoding), 1):
         if not line.strip():
             flush()
             continue
@@ -168,9 +170,9 @@ def jsonl_objects(numbered_lines: Iterable[tuple[int, str]], path: str | Path) -
         yield number, obj
 
 
-def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
+def read_jsonl(path: str | Path, encoding: str = "utf-8") -> list[tuple[int, dict]]:
     """``(line number, object)`` for each non-empty line of a JSON Lines file."""
-    return list(jsonl_objects(enumerate(read_lines(path), 1), path))
+    return list(jsonl_objects(enumerate(read_lines(path, encoding), 1), path))
 
 
 def is_saved_dataset(path: str | Path) -> bool:

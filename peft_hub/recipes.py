@@ -8,6 +8,7 @@ relative to the current directory.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import dataclasses
 import importlib.util
@@ -46,6 +47,8 @@ class DataConfig(Options):
     validation: str | None = option(None, "Validation (dev) file.")
     test: str | None = option(None, "Test file.")
     format: str = option("auto", "File format; `auto` guesses from the content (see the task's description).")
+    encoding: str = option("utf-8", "Text encoding of the data files, e.g. latin-1 (TREC's train file) or cp1252.")
+    validation_split: float = option(0.1, "When the data has no dev split: hold out this share of the training examples as dev (seeded by training.seed); 0 trains on all of them, without dev evaluation.")
     max_train_samples: int | None = option(None, "Use only the first N training examples.")
     max_eval_samples: int | None = option(None, "Use only the first N dev and test examples.")
 
@@ -55,7 +58,19 @@ class DataConfig(Options):
             value = getattr(self, key)
             if value is not None and value < 1:
                 errors.append(f"{key}: must be at least 1, got {value}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            errors.append(f"encoding: unknown text encoding {self.encoding!r}; use e.g. utf-8, latin-1 or cp1252")
+        if not 0 <= self.validation_split < 1:
+            errors.append(f"validation_split: must be in [0, 1), got {self.validation_split}")
         return errors
+
+
+#: A fresh head starts at random and learns this many times faster than the weights it reads
+#: (benchmarks/RESULTS.md, "Defaults across datasets": at the method's own rate a 50-way head
+#: on LoRA learned nothing in an epoch).
+HEAD_RATE_FACTOR = 10
 
 
 @dataclass
@@ -77,6 +92,7 @@ class TrainingConfig(Options):
     save_steps: int | None = option(None, "Also save a resumable checkpoint every N steps (default: at each evaluation).")
     loss: Literal["token", "batch"] = option("token", "`token`: every labelled token weighs the same whatever the batching (needed by `length` batching to match random batches); `batch`: each batch's mean loss counts the same (transformers' way).")
     fast_dropout: bool = option(True, "On CPU, draw dropout masks 4 elements per random number (same probability, ~6x cheaper; see peft_hub/fast.py).")
+    head_learning_rate: float | None = option(None, "Peak learning rate of the fresh head (task head, or a pretraining head the model lacks). Unset: 10 x learning_rate.")
 
     def check(self) -> list[str]:
         errors = []
@@ -89,7 +105,13 @@ class TrainingConfig(Options):
             errors.append(f"learning_rate: must be in (0, 1), got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if self.head_learning_rate is not None and not 0 < self.head_learning_rate < 1:
+            errors.append(f"head_learning_rate: must be in (0, 1), got {self.head_learning_rate}")
         return errors
+
+    def head_rate(self, learning_rate: float) -> float:
+        """The fresh head's peak rate: ``head_learning_rate``, else ``HEAD_RATE_FACTOR`` x the rate."""
+        return self.head_learning_rate or HEAD_RATE_FACTOR * learning_rate
 
 
 @dataclass
@@ -144,15 +166,8 @@ class TextDataConfig(Options):
 @dataclass
 class PretrainTrainingConfig(TrainingConfig):
     head_warmup_steps: int = option(100, "If the model has no pretraining head: train only the fresh head for this many steps first.")
-    head_learning_rate: float | None = option(None, "Peak learning rate of a fresh pretraining head (unset: 10 x learning_rate).")
     eval_steps: int | None = option(None, "Evaluate held-out loss every N steps (unset: 5 times per run).")
     early_stopping_patience: int | None = option(3, "Stop after N evaluations without a better held-out loss (null: never).")
-
-    def check(self) -> list[str]:
-        errors = super().check()
-        if self.head_learning_rate is not None and not 0 < self.head_learning_rate < 1:
-            errors.append(f"head_learning_rate: must be in (0, 1), got {self.head_learning_rate}")
-        return errors
 
 
 PRETRAIN_METHOD = "full"  # continued pretraining updates the whole encoder unless told otherwise

@@ -63,6 +63,7 @@ def load(run_dir: str | Path) -> dict[str, Any]:
         row["metric"] = name
         row["dev"] = metrics.get("dev", {}).get(name)
         row["test"] = metrics.get("test", {}).get(name)
+    row["warnings"] = metrics.get("warnings", [])
     row["history"] = metrics.get("history", [])
     return row
 
@@ -73,7 +74,12 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|"]
     for row in rows:
         cells = [fmt.format(row[key]) if row.get(key) is not None else "-" for key, _, fmt in COLUMNS]
+        if row.get("warnings"):
+            cells[0] += " (!)"
         lines.append("| " + " | ".join(cells) + " |")
+    if any(row.get("warnings") for row in rows):
+        lines.append("\n(!) the collapse guard warned: a score at the level of always predicting the most common "
+                     "label, or a flat training loss (see `warnings` in the run's metrics.json).")
     return "\n".join(lines)
 
 

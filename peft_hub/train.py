@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PeftHubError
+from .guard import majority_score, progress_note
 from .progress import duration, interactive
 from .recipes import Resolved
 
@@ -65,7 +66,7 @@ def _format_log(logs: dict) -> str | None:
     scores = {k.split("_", 1)[1]: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, float)}
     if scores:
         keep = [k for k in scores if not k.startswith(("runtime", "samples_per", "steps_per")) and "_" not in k]
-        return f"{head}: dev " + ", ".join(f"{k} {scores[k]:.4f}" for k in keep)
+        return f"{head}: dev " + ", ".join(f"{k} {scores[k]:.4f}" for k in keep) + progress_note(scores)
     return None
 
 
@@ -404,15 +405,20 @@ def build_trainer(
 
 
 def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev: Any, labels: list[str],
-                 output_dir: Path, quiet: bool = False) -> Any:
-    """The Trainer of an ``adapt`` run: the task's collator and metric, best epoch by that metric."""
+                 output_dir: Path, quiet: bool = False, learning_rates: dict[str, float] | None = None) -> Any:
+    """The Trainer of an ``adapt`` run: the task's collator and metric, best epoch by that metric;
+    ``learning_rates`` as in :func:`build_trainer` (the fresh head's own rate)."""
     task = resolved.task
 
     def compute_metrics(prediction: Any) -> dict:
-        return task.compute_metrics(prediction.predictions, prediction.label_ids, labels)
+        def score(predictions: Any, label_ids: Any) -> dict:
+            return task.compute_metrics(predictions, label_ids, labels)
+
+        scores = score(prediction.predictions, prediction.label_ids)
+        return {**scores, **majority_score(score, prediction.predictions, prediction.label_ids, task.primary_metric)}
 
     return build_trainer(
         resolved.recipe.training, resolved.learning_rate, model, tokenizer, train, dev, output_dir,
         collator=task.collator(tokenizer), compute_metrics=compute_metrics, metric=task.primary_metric,
-        greater_is_better=True, quiet=quiet,
+        greater_is_better=True, quiet=quiet, learning_rates=learning_rates,
     )

@@ -31,6 +31,8 @@ class ClassifyOptions(peft_hub.Options):
     label_column: str | None = option(None, "Column/key holding the label (default: label, class, category ...).")
     max_length: int = option(256, "Most sub-tokens per text; longer texts are truncated (and counted).")
     batch_size: int = option(64, "Texts per forward pass in `predict`.")
+    coarse_labels: bool = option(False, "Hierarchical labels such as TREC's 'LOC:city': keep only the part before the first label_separator ('LOC').")
+    label_separator: str = option(":", "Separator of hierarchical label levels (used by coarse_labels).")
 
 
 @dataclass
@@ -100,23 +102,23 @@ def _read_label_first(lines: list[str], where: str) -> list[Example]:
     return out
 
 
-def read_file(path: Path, fmt: str, options) -> list[Example]:
+def read_file(path: Path, fmt: str, options, encoding: str = "utf-8") -> list[Example]:
     where = str(path)
     suffix = path.suffix.lower()
     if fmt == "auto":
         fmt = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(suffix, "")
         if not fmt:
-            lines = read_lines(path)
+            lines = read_lines(path, encoding)
             fmt = "tsv" if any("\t" in line for line in lines[:50]) else "label-first"
     if fmt == "jsonl":
-        return _rows_with_header(read_jsonl(path), options, where)
+        return _rows_with_header(read_jsonl(path, encoding), options, where)
     if fmt == "csv":
-        reader = csv.DictReader(io.StringIO("\n".join(read_lines(path))))
+        reader = csv.DictReader(io.StringIO("\n".join(read_lines(path, encoding))))
         return _rows_with_header([(i + 2, row) for i, row in enumerate(reader)], options, where)
     if fmt == "tsv":
-        return _read_tsv(read_lines(path), options, where)
+        return _read_tsv(read_lines(path, encoding), options, where)
     if fmt == "label-first":
-        return _read_label_first(read_lines(path), where)
+        return _read_label_first(read_lines(path, encoding), where)
     raise DataError(f"data.format {fmt!r} is not a format of the classify task. Use auto, tsv, csv, jsonl or label-first.")
 
 
@@ -132,8 +134,8 @@ class Classify(peft_hub.Task):
         return Path(__file__).parent / "samples" / "classify"
 
     def read_data(self, data, options):
+        splits = {}
         if data.path and (not os.path.exists(data.path) or is_saved_dataset(data.path)):
-            splits = {}
             for name, ds in load_dataset_splits(data.path).items():
                 rows = [(i + 1, row) for i, row in enumerate(ds)]
                 label_feature = ds.features.get(options.label_column or "label")
@@ -143,14 +145,15 @@ class Classify(peft_hub.Task):
                     for e in examples:
                         e.label = names[int(e.label)]
                 splits[name] = examples
-            return splits
-        files = split_files(data)
-        splits = {}
-        for split, path in files.items():
-            examples = read_file(path, data.format, options)
-            if not examples:
-                raise DataError(f"{path}: the {split} split holds no examples. Remove the file or fill it.")
-            splits[split] = examples
+        else:
+            for split, path in split_files(data).items():
+                examples = read_file(path, data.format, options, data.encoding)
+                if not examples:
+                    raise DataError(f"{path}: the {split} split holds no examples. Remove the file or fill it.")
+                splits[split] = examples
+        if options.coarse_labels:
+            for example in (e for examples in splits.values() for e in examples):
+                example.label = example.label.split(options.label_separator, 1)[0]
         return splits
 
     def labels(self, splits):

@@ -101,10 +101,10 @@ def entities(tags: list[str]) -> list[tuple[str, int, int]]:
 # -- reading --------------------------------------------------------------------------------------
 
 
-def _read_file(path: Path, fmt: str) -> list[TaggedSentence]:
+def _read_file(path: Path, fmt: str, encoding: str) -> list[TaggedSentence]:
     if fmt == "jsonl" or (fmt == "auto" and path.suffix.lower() in (".jsonl", ".json")):
         sentences = []
-        for number, obj in read_jsonl(path):
+        for number, obj in read_jsonl(path, encoding):
             tokens = obj.get("tokens", obj.get("words"))
             tags = next((obj[k] for k in ("tags", "ner_tags", "labels") if k in obj), None)
             if not isinstance(tokens, list) or not isinstance(tags, list):
@@ -115,7 +115,7 @@ def _read_file(path: Path, fmt: str) -> list[TaggedSentence]:
         return sentences
     if fmt not in ("auto", "conll", "tsv"):
         raise DataError(f"data.format {fmt!r} is not a format of the ner task. Use auto, conll, tsv or jsonl.")
-    return read_columns(path)
+    return read_columns(path, encoding)
 
 
 def _from_datasets(spec: str) -> dict[str, list[TaggedSentence]]:
@@ -151,7 +151,7 @@ class Ner(peft_hub.Task):
             sources = {name: f"{data.path} ({name})" for name in raw}
         else:
             files = split_files(data)
-            raw = {split: _read_file(path, data.format) for split, path in files.items()}
+            raw = {split: _read_file(path, data.format, data.encoding) for split, path in files.items()}
             sources = {split: str(path) for split, path in files.items()}
         for split, sentences in raw.items():
             if not sentences:

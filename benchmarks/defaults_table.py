@@ -1,0 +1,93 @@
+"""Markdown tables of benchmarks/defaults_check.sh: test scores per dataset and method against the
+linear-probe floor, the old head rate against the new, and LoRA against full fine-tuning at the
+recipes' own length.
+
+    .venv/bin/python benchmarks/defaults_table.py runs/defaults > benchmarks/results/defaults_check.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+METHODS = ["lora", "adapter", "ia3", "prefix", "full"]
+
+
+def runs(folder: Path) -> dict[tuple[str, str], dict]:
+    """(dataset, method) -> metrics.json of every finished run in ``folder``."""
+    found = {}
+    for run in sorted(folder.glob("*")) if folder.is_dir() else []:
+        if (run / "run.json").exists():
+            dataset, method = run.name.rsplit("-", 1)
+            found[dataset, method] = json.loads((run / "metrics.json").read_text())
+    return found
+
+
+def cell(metrics: dict | None, key: str, floor: float | None = None) -> str:
+    if not metrics or key not in metrics.get("test", {}):
+        return "-"
+    value = metrics["test"][key]
+    text = f"{value:.3f}"
+    if metrics.get("warnings"):
+        text += " (!)"
+    if floor is not None and value <= floor:
+        text = f"**{text}** < probe"
+    return text
+
+
+def main(out: str) -> None:
+    root = Path(out)
+    probes = {}
+    if (root / "probe.jsonl").exists():
+        for line in (root / "probe.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            probes[row["name"]] = row
+    budget, before, long = runs(root / "budget"), runs(root / "before"), runs(root / "long")
+    datasets = list(dict.fromkeys([d for d, _ in budget] + list(probes)))
+    metric_of = {d: next((m["primary_metric"] for (dd, _), m in {**budget, **long}.items() if dd == d), probes.get(d, {}).get("metric"))
+                 for d in datasets}
+
+    print("# Defaults across datasets (`bash benchmarks/defaults_check.sh`)\n")
+    print("Test scores of the task's primary metric (macro-F1 for classification, entity F1 for NER). "
+          "(!) marks a run the collapse guard flagged; **bold** < probe: at or below the linear-probe floor.\n")
+    for key, title in (("primary", "1 epoch (small budget), primary metric"), ("accuracy", "1 epoch (small budget), accuracy (classification)")):
+        print(f"## {title}\n")
+        print("| dataset | metric | probe | " + " | ".join(METHODS) + " |")
+        print("|---|---|---:|" + "---:|" * len(METHODS))
+        for d in datasets:
+            name = metric_of[d] if key == "primary" else "accuracy"
+            if key == "accuracy" and name not in (probes.get(d, {}).get("test") or {}):
+                continue
+            floor = (probes.get(d, {}).get("test") or {}).get(name)
+            cells = [cell(budget.get((d, m)), name, floor) for m in METHODS]
+            print(f"| {d} | {name} | {floor:.3f} | " if floor is not None else f"| {d} | {name} | - | ", end="")
+            print(" | ".join(cells) + " |")
+        print()
+
+    if before:
+        print("## The head's own rate: before (head at the method's rate) and after (10 x), 1 epoch\n")
+        print("| dataset | metric | lora before | lora after | adapter before | adapter after |")
+        print("|---|---|---:|---:|---:|---:|")
+        for d in datasets:
+            name = metric_of[d]
+            print(f"| {d} | {name} | " + " | ".join(cell(src.get((d, m)), name) for m in ("lora", "adapter") for src in (before, budget)) + " |")
+        print()
+
+    if long:
+        print("## The recipes' own length (3 epochs): LoRA against full fine-tuning\n")
+        print("| dataset | metric | lora | full | full - lora (points) |")
+        print("|---|---|---:|---:|---:|")
+        for d in datasets:
+            name = metric_of[d]
+            lora, full = long.get((d, "lora")), long.get((d, "full"))
+            gap = f"{100 * (full['test'][name] - lora['test'][name]):+.1f}" if lora and full else "-"
+            print(f"| {d} | {name} | {cell(lora, name)} | {cell(full, name)} | {gap} |")
+            if lora and "accuracy" in lora["test"] and name != "accuracy":
+                print(f"| {d} | accuracy | {cell(lora, 'accuracy')} | {cell(full, 'accuracy')} | "
+                      f"{100 * (full['test']['accuracy'] - lora['test']['accuracy']):+.1f} |" if full else "")
+        print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/defaults")

@@ -1,0 +1,79 @@
+"""The collapse guard: notice a run that has learned nothing and say what to try.
+
+Two signs, both task-agnostic:
+
+- **constant-prediction level**: every evaluation also scores the constant prediction (the most
+  common label of the evaluated data at every labelled position: the majority class, or ``O``
+  everywhere for NER) with the task's own metric, as ``majority_<metric>``. A score no better
+  than that (within :data:`MARGIN`) means the model predicts (nearly) one label everywhere;
+- **flat loss**: the mean logged training loss of the last half of the run is less than
+  :data:`LOSS_DROP` below that of the first half
+  (a model with random predictions scores above the constant prediction by chance; its loss
+  shows that it is stuck).
+
+The progress line marks such an evaluation, the final summary and ``metrics.json["warnings"]``
+say it with what to try, and ``peft-hub report`` flags the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: A score at most this far above the constant prediction's counts as "at its level".
+MARGIN = 0.01
+#: The training loss must fall by at least this share of its first logged value.
+LOSS_DROP = 0.05
+#: Prefix of the constant prediction's score among an evaluation's metrics.
+MAJORITY = "majority_"
+
+ADVICE = ("Try more steps (--epochs, --max-steps), a faster head (training.head_learning_rate), "
+          "a higher --lr, or --method full.")
+
+
+def majority_score(compute: Any, predictions: Any, label_ids: Any, metric: str) -> dict[str, float]:
+    """``{"majority_<metric>": score}``: ``compute(predictions, label_ids)[metric]`` for the constant
+    prediction, the most common label id of ``label_ids`` (``-100`` ignored) at every position."""
+    import numpy as np
+
+    label_ids = np.asarray(label_ids)
+    seen = label_ids[label_ids != -100]
+    if seen.size == 0:
+        return {}
+    values, counts = np.unique(seen, return_counts=True)
+    constant = np.full(np.shape(predictions), values[counts.argmax()], dtype=np.asarray(predictions).dtype)
+    return {MAJORITY + metric: compute(constant, label_ids)[metric]}
+
+
+def at_majority_level(scores: dict, metric: str) -> bool:
+    """Whether ``scores[metric]`` is no better than its ``majority_`` counterpart."""
+    value, floor = scores.get(metric), scores.get(MAJORITY + metric)
+    return isinstance(value, (int, float)) and isinstance(floor, (int, float)) and value <= floor + MARGIN
+
+
+def progress_note(scores: dict) -> str:
+    """A short mark for a progress line whose scores sit at the constant prediction's level."""
+    hits = [k for k in scores if not k.startswith(MAJORITY) and at_majority_level(scores, k)]
+    return f"  << at the level of always predicting the most common label ({', '.join(hits)})" if hits else ""
+
+
+def warnings(metrics: dict, metric: str) -> list[str]:
+    """What a finished run's metrics say about collapse: one sentence each, with advice."""
+    found = []
+    for split in ("dev", "test"):
+        scores = metrics.get(split) or {}
+        if at_majority_level(scores, metric):
+            found.append(
+                f"{split} {metric} {scores[metric]:.4f} is no better than always predicting the most common label "
+                f"({scores[MAJORITY + metric]:.4f}): the model has not learned the task. {ADVICE}"
+            )
+            break  # dev and test say the same thing; once is enough
+    losses = [e["loss"] for e in metrics.get("history", []) if "loss" in e]
+    if len(losses) >= 4:  # halves, not single logs: one log's loss depends on its batches
+        half = len(losses) // 2
+        first, last = sum(losses[:half]) / half, sum(losses[-half:]) / half
+        if last > (1 - LOSS_DROP) * first:
+            found.append(
+                f"the training loss barely moved (mean {first:.4f} over the first half of the logs, {last:.4f} over "
+                f"the last half): the model is far from fitting the training data. {ADVICE}"
+            )
+    return found
