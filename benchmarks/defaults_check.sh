@@ -8,7 +8,7 @@
 #   is carved out as dev (data.validation_split, seeded).
 #
 # Parts (each skips runs that already finished, so the script can be stopped and restarted):
-#   budget   1 epoch on at most $N training examples, methods lora adapter ia3 prefix full
+#   budget   1 epoch on at most $N training examples, methods $METHODS (lora adapter ia3 prefix full)
 #   long     the recipes' own length, 3 epochs, on at most $LONG_N examples: lora and full
 #   before   `budget` for lora and adapter with the head at the method's own rate (the old default)
 #   probe    the linear-probe floor (benchmarks/linear_probe.py) on the same examples as `budget`
@@ -51,7 +51,8 @@ each() {  # callback: called with name task args cap
   while IFS='|' read -r name task args cap; do "$@" "$name" "$task" "$args" "$cap"; done <<< "$DATASETS"
 }
 
-budget() { for m in lora adapter ia3 prefix full; do adapt "$OUT/budget/$1-$m" "$2" $m 1 "$4" "$3"; done; }
+METHODS=${METHODS:-lora adapter ia3 prefix full}
+budget() { for m in $METHODS; do adapt "$OUT/budget/$1-$m" "$2" "$m" 1 "$4" "$3"; done; }
 long() { for m in lora full; do adapt "$OUT/long/$1-$m" "$2" $m 3 "$LONG_N" "$3"; done; }
 before() {
   adapt "$OUT/before/$1-lora" "$2" lora 1 "$4" "$3" training.head_learning_rate=2e-3
@@ -68,7 +69,8 @@ probe() {
 case $PART in
   budget|long|before|probe) each $PART ;;
   table) ;;
-  all) each probe; each budget; each before; each long ;;
+  all)  # what the targets need first
+    each probe; METHODS="lora full" each budget; each long; METHODS="adapter ia3 prefix" each budget; each before ;;
   *) echo "unknown part $PART: budget, long, before, probe, table or all" >&2; exit 2 ;;
 esac
 mkdir -p benchmarks/results

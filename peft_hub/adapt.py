@@ -115,7 +115,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
     what metrics.json holds)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
-    from .train import FeatureDataset, peak_memory_mb, task_trainer, train_resumably
+    from .train import FeatureDataset, default_head_rate, head_input_rms, peak_memory_mb, task_trainer, train_resumably
 
     out, echo, main = rundir.start(recipe.output, f"{task.name}-{method.name}", echo)
     models.quiet_libraries()
@@ -145,11 +145,14 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         echo(f"Base loaded in {quant}: {memory:,} MiB of weights")
     heads = task.head_modules(model)
     head = [f"{name}.{p}" for name in heads for p, _ in model.get_submodule(name).named_parameters()]
+    head_lr, why = recipe.training.head_learning_rate, "training.head_learning_rate"
+    if head_lr is None:
+        rms = head_input_rms(model, heads, task.collator(tokenizer)(features["train"].features[:16]))
+        head_lr, why = default_head_rate(resolved.learning_rate, rms), f"its input's RMS is {rms or 0:.3g}"
     model = method.apply(models.prepare_quantized(model, quant), resolved.method_options, task)
     trainable, total = count_parameters(model)
-    head_lr = recipe.training.head_rate(resolved.learning_rate)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); "
-         f"learning rate {resolved.learning_rate:g}, head ({', '.join(heads)}) {head_lr:g}")
+         f"learning rate {resolved.learning_rate:g}, head ({', '.join(heads)}) {head_lr:.3g} ({why})")
 
     dev = features.get("validation")
     trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet,

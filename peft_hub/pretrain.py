@@ -174,7 +174,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     model = models.prepare_quantized(model, quant)
     callbacks, head_rates = [], {}
     if fresh:
-        head_lr = t.head_rate(resolved.learning_rate)
+        head_lr = t.head_learning_rate or 10 * resolved.learning_rate
         echo(f"{model_path} has no pretraining head: {len(fresh)} head weights start fresh "
              f"({', '.join(fresh[:3])}{' ...' if len(fresh) > 3 else ''}), at learning rate {head_lr:g}. "
              f"Only the head trains for the first {t.head_warmup_steps} steps.")

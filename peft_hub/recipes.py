@@ -67,12 +67,6 @@ class DataConfig(Options):
         return errors
 
 
-#: A fresh head starts at random and learns this many times faster than the weights it reads
-#: (benchmarks/RESULTS.md, "Defaults across datasets": at the method's own rate a 50-way head
-#: on LoRA learned nothing in an epoch).
-HEAD_RATE_FACTOR = 10
-
-
 @dataclass
 class TrainingConfig(Options):
     epochs: float = option(3.0, "Passes over the training data.")
@@ -92,7 +86,7 @@ class TrainingConfig(Options):
     save_steps: int | None = option(None, "Also save a resumable checkpoint every N steps (default: at each evaluation).")
     loss: Literal["token", "batch"] = option("token", "`token`: every labelled token weighs the same whatever the batching (needed by `length` batching to match random batches); `batch`: each batch's mean loss counts the same (transformers' way).")
     fast_dropout: bool = option(True, "On CPU, draw dropout masks 4 elements per random number (same probability, ~6x cheaper; see peft_hub/fast.py).")
-    head_learning_rate: float | None = option(None, "Peak learning rate of the fresh head (task head, or a pretraining head the model lacks). Unset: 10 x learning_rate.")
+    head_learning_rate: float | None = option(None, "Peak learning rate of the fresh head (task head, or a pretraining head the model lacks). Unset: adapt sets it from the scale of the head's input (README: 'Defaults that learn'); pretrain uses 10 x learning_rate.")
 
     def check(self) -> list[str]:
         errors = []
@@ -108,10 +102,6 @@ class TrainingConfig(Options):
         if self.head_learning_rate is not None and not 0 < self.head_learning_rate < 1:
             errors.append(f"head_learning_rate: must be in (0, 1), got {self.head_learning_rate}")
         return errors
-
-    def head_rate(self, learning_rate: float) -> float:
-        """The fresh head's peak rate: ``head_learning_rate``, else ``HEAD_RATE_FACTOR`` x the rate."""
-        return self.head_learning_rate or HEAD_RATE_FACTOR * learning_rate
 
 
 @dataclass

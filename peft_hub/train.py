@@ -248,6 +248,45 @@ def _trainer_class() -> type:
     return HubTrainer
 
 
+#: A fresh head's default peak rate x the root-mean-square of its input features. Adam moves every
+#: weight by about the rate per step, so a head's logits move in proportion to rate x input scale;
+#: fixing their product gives heads on small features (all-MiniLM-L6-v2's untrained [CLS] pooler:
+#: RMS 0.07) a fast rate and heads on large ones (its hidden states: RMS 0.4) a slower one.
+#: Calibrated on TREC's 50 labels (benchmarks/RESULTS.md, "Defaults across datasets").
+HEAD_RATE_X_RMS = 3.5e-3
+
+
+def head_input_rms(model: Any, heads: list[str], batch: dict) -> float | None:
+    """Root-mean-square of what the ``heads`` modules receive on ``batch`` (one forward pass, no
+    gradients, dropout off); None when no head was reached."""
+    import torch
+
+    seen: list[float] = []
+
+    def record(module: Any, args: tuple) -> None:
+        if args and torch.is_tensor(args[0]) and args[0].is_floating_point():
+            seen.append(args[0].detach().float().pow(2).mean().sqrt().item())
+
+    hooks = [model.get_submodule(name).register_forward_pre_hook(record) for name in heads]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(**batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return sum(seen) / len(seen) if seen else None
+
+
+def default_head_rate(learning_rate: float, rms: float | None) -> float:
+    """``HEAD_RATE_X_RMS / rms``, never below the method's own rate nor above 0.1."""
+    if not rms:
+        return learning_rate
+    return max(learning_rate, min(HEAD_RATE_X_RMS / rms, 0.1))
+
+
 def plain_name(name: str) -> str:
     """A parameter's name without peft's copy marker: ``cls.predictions.transform.modules_to_save.
     default.dense.weight`` -> ``cls.predictions.transform.dense.weight``, the name it had before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -108,13 +109,36 @@ def test_a_run_that_learns_is_not_flagged(tiny_model, tmp_path, cli_runner):
 # -- the fresh head's rate --------------------------------------------------------------------------
 
 
-def test_the_head_trains_at_its_own_rate(tiny_model, tmp_path):
+def test_the_head_rate_follows_the_scale_of_its_input(tiny_model, tmp_path):
+    from peft_hub.train import HEAD_RATE_X_RMS, default_head_rate
+
     _, said = _run(tiny_model, tmp_path / "a", "training.max_steps=1")
-    assert any("learning rate 0.002, head (classifier) 0.02" in line for line in said)
+    (line,) = [line for line in said if line.startswith("Method lora")]
+    found = re.search(r"learning rate 0.002, head \(classifier\) ([0-9.e-]+) \(its input's RMS is ([0-9.e-]+)\)", line)
+    assert found, line
+    assert float(found[1]) == pytest.approx(default_head_rate(2e-3, float(found[2])), rel=1e-2)
+    assert default_head_rate(2e-3, 0.07) == pytest.approx(HEAD_RATE_X_RMS / 0.07)  # a small pooled feature: fast
+    assert default_head_rate(2e-3, 10.0) == 2e-3  # never slower than the method itself
+    assert default_head_rate(2e-4, 1e-4) == 0.1  # nor faster than 0.1
     _, said = _run(tiny_model, tmp_path / "b", "training.max_steps=1", "training.head_learning_rate=5e-3", method="full")
-    assert any("learning rate 0.0002, head (classifier) 0.005" in line for line in said)
+    assert any("learning rate 0.0002, head (classifier) 0.005 (training.head_learning_rate)" in line for line in said)
     with pytest.raises(RecipeError, match="head_learning_rate: must be in"):
         recipes.validate({"task": {"name": "ner"}, "method": {"name": "lora"}, "training": {"head_learning_rate": 2}})
+
+
+def test_head_input_rms_sees_what_the_head_receives(tiny_model):
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from peft_hub.train import head_input_rms
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_model, num_labels=3).train()
+    batch = {"input_ids": torch.tensor([[2, 10, 11, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    with torch.no_grad():
+        hidden = model.bert(**batch).last_hidden_state
+    assert head_input_rms(model, ["classifier"], batch) == pytest.approx(hidden.pow(2).mean().sqrt().item(), rel=1e-5)
+    assert model.training  # left as it was found
+    assert head_input_rms(model, [], batch) is None
 
 
 # -- data without a dev split, in another encoding, with hierarchical labels -------------------
