@@ -21,7 +21,7 @@ from typing import Any
 
 #: A score at most this far above the constant prediction's counts as "at its level".
 MARGIN = 0.01
-#: The training loss must fall by at least this share of its first logged value.
+#: The mean logged loss of the last half of a run must be at least this share below the first half's.
 LOSS_DROP = 0.05
 #: Prefix of the constant prediction's score among an evaluation's metrics.
 MAJORITY = "majority_"
