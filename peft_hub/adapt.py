@@ -143,13 +143,14 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     memory = models.weight_memory_mb(model)
     if quant != "none":
         echo(f"Base loaded in {quant}: {memory:,} MiB of weights")
+    model = models.prepare_quantized(model, quant)
     heads = task.head_modules(model)
     head = [f"{name}.{p}" for name in heads for p, _ in model.get_submodule(name).named_parameters()]
     head_lr, why = recipe.training.head_learning_rate, "training.head_learning_rate"
     if head_lr is None:
         rms = head_input_rms(model, heads, task.collator(tokenizer)(features["train"].features[:16]))
         head_lr, why = default_head_rate(resolved.learning_rate, rms), f"its input's RMS is {rms or 0:.3g}"
-    model = method.apply(models.prepare_quantized(model, quant), resolved.method_options, task)
+    model = method.apply(model, resolved.method_options, task)
     trainable, total = count_parameters(model)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); "
          f"learning rate {resolved.learning_rate:g}, head ({', '.join(heads)}) {head_lr:.3g} ({why})")
