@@ -84,7 +84,8 @@ def cli():
     aliases and recipes are plugins (see `peft-hub plugins`).
     """
     registry.load_plugins()
-    registry.warn_failed(lambda message: click.echo(message, err=True))
+    registry.check()
+    registry.warn_problems(lambda message: click.echo(message, err=True))
 
 
 # -- running ----------------------------------------------------------------------------------------

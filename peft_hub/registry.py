@@ -3,6 +3,11 @@
 Plugins (built-in ones included) are found through the ``peft_hub`` entry-point group. A plugin
 that fails to import is recorded in :data:`FAILED` with the reason and skipped; the others load.
 Registries are computed by calling the hooks, so a plugin registered later (tests do this) is seen.
+
+Names that collide are never dropped in silence: two entry points of one name both load (the later
+one under ``<distribution>:<name>``), and a component name that two plugins register is
+*contested*. Both are listed in :data:`CONFLICTS` (every command prints them); every other name keeps
+working, and a contested name fails only where it is used, naming both plugins.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import DuplicateNameError, PeftHubError, PluginError, UnknownNameError
+from .errors import DuplicateNameError, PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-.]*)*$")
@@ -45,6 +50,10 @@ class FailedPlugin:
 PROVENANCE: dict[str, PluginInfo] = {}
 #: plugins that could not be loaded, with the reason
 FAILED: list[FailedPlugin] = []
+#: name collisions, one readable sentence each (entry points and components)
+CONFLICTS: list[str] = []
+#: (kind, name) -> why the name cannot be used: two plugins registered it
+CONTESTED: dict[tuple[str, str], str] = {}
 _loaded = False
 
 
@@ -61,17 +70,26 @@ def load_plugins() -> None:
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else None
-        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+        if pm.is_blocked(ep.name):
             continue
+        name = ep.name
+        if pm.get_plugin(name) is not None:  # another distribution took the name: load this one too
+            name = f"{dist_name}:{ep.name}"
+            if pm.get_plugin(name) is not None:
+                continue  # the same distribution seen twice (e.g. installed and on sys.path)
+            taken = PROVENANCE.get(ep.name, PluginInfo(ep.name)).distribution
+            _conflict(f"two plugins have the entry-point name {ep.name!r}: distribution {taken} (loaded as "
+                      f"{ep.name!r}) and distribution {dist_name} (loaded as {name!r}). Rename one of them in "
+                      "its pyproject.toml [project.entry-points.peft_hub].")
         try:
             plugin = ep.load()
-            pm.register(plugin, name=ep.name)
+            pm.register(plugin, name=name)
         except Exception as exc:  # a broken plugin must not break the others
-            FAILED.append(FailedPlugin(ep.name, dist_name, f"{type(exc).__name__}: {exc}"))
-            if pm.get_plugin(ep.name) is not None:
-                pm.unregister(name=ep.name)
+            FAILED.append(FailedPlugin(name, dist_name, f"{type(exc).__name__}: {exc}"))
+            if pm.get_plugin(name) is not None:
+                pm.unregister(name=name)
             continue
-        PROVENANCE[ep.name] = PluginInfo(ep.name, dist_name, dist.version if dist is not None else None)
+        PROVENANCE[name] = PluginInfo(name, dist_name, dist.version if dist is not None else None)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -87,7 +105,14 @@ def reset() -> None:
         pm.unregister(plugin)
     PROVENANCE.clear()
     FAILED.clear()
+    CONFLICTS.clear()
+    CONTESTED.clear()
     _loaded = False
+
+
+def _conflict(message: str) -> None:
+    if message not in CONFLICTS:
+        CONFLICTS.append(message)
 
 
 # -- registration with provenance ---------------------------------------------------------------
@@ -120,22 +145,25 @@ def _collect(hook_name: str, kind: str, make: Callable[..., Registered]) -> dict
                     f"Plugin {_plugin!r} registered the {kind} name {entry.name!r}: names must be "
                     "lowercase letters, digits, '-' or '_' (e.g. 'lora', 'prefix-tuning')."
                 )
-            if entry.name in found:
-                other = found[entry.name]
-                raise DuplicateNameError(
-                    f"The {kind} {entry.name!r} is registered by both plugin {other.plugin!r} "
-                    f"({other.distribution or 'not installed'}) and plugin {_plugin!r} "
-                    f"({entry.distribution or 'not installed'}). Uninstall one of them, or rename "
-                    "the component in one of the plugins."
-                )
+            if entry.name in found or (kind, entry.name) in CONTESTED:
+                other = found.pop(entry.name, None)
+                if other is not None:  # a third claimant keeps the first two named
+                    message = (
+                        f"the {kind} {entry.name!r} is registered by both plugin {other.plugin!r} "
+                        f"({other.distribution or 'not installed'}) and plugin {_plugin!r} "
+                        f"({entry.distribution or 'not installed'}), so neither can be used. Uninstall "
+                        "one of them, or rename the component in one of the plugins."
+                    )
+                    CONTESTED[kind, entry.name] = message
+                    _conflict(message[0].upper() + message[1:])
+                return
             found[entry.name] = entry
 
         try:
             impl.function(**{arg: register for arg in impl.argnames})
-        except PeftHubError:
-            raise
-        except Exception as exc:  # a plugin's bug must not hide every other plugin
-            failure = FailedPlugin(impl.plugin_name, _dist_of(impl.plugin_name), f"{hook_name}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a plugin's bug (or broken contract) must not hide the other plugins
+            error = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+            failure = FailedPlugin(impl.plugin_name, _dist_of(impl.plugin_name), f"{hook_name}: {error}")
             if failure not in FAILED:
                 FAILED.append(failure)
     return found
@@ -191,9 +219,19 @@ def recipes() -> dict[str, Registered]:
 
 
 def _get(kind: str, table: dict[str, Registered], name: str, hint: str) -> Registered:
+    if (kind, name) in CONTESTED:
+        message = CONTESTED[kind, name]
+        raise DuplicateNameError(message[0].upper() + message[1:])
     if name not in table:
         raise UnknownNameError(kind, name, table, hint)
     return table[name]
+
+
+def check() -> None:
+    """Call every ``register_*`` hook once, so that name collisions and hooks that raise are known
+    (:data:`CONFLICTS`, :data:`FAILED`) before any command runs."""
+    for table in (methods, tasks, objectives, models, recipes):
+        table()
 
 
 def get_method(name: str):
@@ -236,10 +274,14 @@ def plugins_report() -> dict:
     return {
         "plugins": rows,
         "failed": [{"name": f.name, "distribution": f.distribution, "error": f.error} for f in FAILED],
+        "conflicts": list(CONFLICTS),
     }
 
 
-def warn_failed(echo: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
+def warn_problems(echo: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
+    """Say what is wrong with the installed plugins: name collisions, plugins that failed."""
+    for message in CONFLICTS:
+        echo(f"Warning: {message}")
     for f in FAILED:
         dist = f" (from distribution {f.distribution})" if f.distribution else ""
         echo(

@@ -10,7 +10,7 @@ import pytest
 
 import peft_hub
 from peft_hub import registry
-from peft_hub.errors import DuplicateNameError, PluginError, UnknownNameError
+from peft_hub.errors import DuplicateNameError, UnknownNameError
 
 
 @pytest.fixture
@@ -79,12 +79,57 @@ def test_third_party_distribution_is_discovered(fresh_registry):
     assert row["hooks"] == ["register_methods"] and row["registered"] == {"methods": ["fancy-lora"]}
 
 
-def test_duplicate_name_names_both_plugins(fresh_registry):
+def test_duplicate_name_names_both_plugins(fresh_registry, cli_runner):
+    """A contested component name fails only where it is used; every command says so; the rest works."""
     fresh_registry([FakeEntryPoint("copycat", lambda: _method_plugin("lora"), dist="peft-hub-copycat")])
+    assert "lora" not in registry.methods() and "ia3" in registry.methods()
     with pytest.raises(DuplicateNameError) as info:
-        registry.methods()
+        registry.get_method("lora")
     message = str(info.value)
     assert "'lora'" in message and "plugin 'lora' (peft-hub)" in message and "plugin 'copycat' (peft-hub-copycat)" in message
+    assert registry.get_method("ia3").name == "ia3"
+    from peft_hub.cli import cli
+
+    result = cli_runner.invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: The method 'lora' is registered by both plugin" in result.stderr
+    assert "plugin 'lora' (peft-hub)" in result.stderr and "plugin 'copycat' (peft-hub-copycat)" in result.stderr
+    assert json.loads(result.stdout)["conflicts"] == registry.CONFLICTS and len(registry.CONFLICTS) == 1
+    listing = cli_runner.invoke(cli, ["methods", "list"])
+    assert listing.exit_code == 0 and "ia3" in listing.stdout and "registered by both" in listing.stderr
+    used = cli_runner.invoke(cli, ["validate", "ner/minilm_lora"])
+    assert used.exit_code == 1 and "The method 'lora' is registered by both plugin" in used.output
+
+
+def test_entry_point_name_taken_by_another_distribution(fresh_registry, cli_runner):
+    """A third-party entry point named like a built-in one loads too, under <distribution>:<name>."""
+    fresh_registry([FakeEntryPoint("lora", lambda: _method_plugin("lora-plus"), dist="peft-hub-lora-plus")])
+    assert registry.methods()["lora"].distribution == "peft-hub"
+    entry = registry.methods()["lora-plus"]
+    assert entry.plugin == "peft-hub-lora-plus:lora" and entry.distribution == "peft-hub-lora-plus"
+    (conflict,) = registry.CONFLICTS
+    assert "entry-point name 'lora': distribution peft-hub (loaded as 'lora') and distribution peft-hub-lora-plus" in conflict
+    from peft_hub.cli import cli
+
+    result = cli_runner.invoke(cli, ["methods", "list", "--json"])
+    assert result.exit_code == 0 and "entry-point name 'lora'" in result.stderr
+
+
+def test_a_register_hook_that_raises_is_reported_on_every_command(fresh_registry, cli_runner):
+    module = types.ModuleType("peft_hub_raises")
+
+    @peft_hub.hookimpl
+    def register_tasks(register):
+        raise RuntimeError("forgot a file")
+
+    module.register_tasks = register_tasks
+    fresh_registry([FakeEntryPoint("raises", lambda: module, dist="peft-hub-raises")])
+    from peft_hub.cli import cli
+
+    result = cli_runner.invoke(cli, ["methods", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "plugin 'raises' (from distribution peft-hub-raises) failed to load" in result.stderr
+    assert "register_tasks: RuntimeError: forgot a file" in result.stderr
 
 
 def test_broken_plugin_is_reported_and_others_still_load(fresh_registry, cli_runner):
@@ -118,7 +163,14 @@ def test_misspelled_hook_is_a_failed_plugin(fresh_registry):
     assert "lora" in registry.methods()
 
 
-def test_bad_names_and_types_are_rejected():
+def _failure_of(plugin: str) -> str:
+    return next(f.error for f in registry.FAILED if f.name == plugin)
+
+
+def test_bad_names_and_types_are_rejected(fresh_registry):
+    """A broken contract skips what the plugin registered and says why; the others keep working."""
+    fresh_registry([])
+
     class Bad:
         @peft_hub.hookimpl
         def register_methods(self, register):
@@ -126,8 +178,8 @@ def test_bad_names_and_types_are_rejected():
 
     registry.pm.register(Bad(), name="bad-type")
     try:
-        with pytest.raises(PluginError, match="must be an instance of peft_hub.Method"):
-            registry.methods()
+        assert "lora" in registry.methods()
+        assert "must be an instance of peft_hub.Method" in _failure_of("bad-type")
     finally:
         registry.pm.unregister(name="bad-type")
 
@@ -141,8 +193,8 @@ def test_bad_names_and_types_are_rejected():
 
     registry.pm.register(BadName(), name="bad-name")
     try:
-        with pytest.raises(PluginError, match="lowercase"):
-            registry.methods()
+        assert "LoRA" not in registry.methods() and "lora" in registry.methods()
+        assert "lowercase" in _failure_of("bad-name")
     finally:
         registry.pm.unregister(name="bad-name")
 
