@@ -137,9 +137,14 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     )
 
     quant = recipe.model.quantization
-    model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code,
+    # ignore_mismatched_sizes: a head of another size in the checkpoint must not stop a fresh one
+    model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code, ignore_mismatched_sizes=True,
                              **models.quantization_kwargs(quant, task.keep_full_precision))
     models.check_vocab(tokenizer, model, model_path)
+    stale = models.reset_heads(model, task.head_modules(model), model_path)
+    if stale:
+        echo(f"{model_path} holds its own weights for {', '.join(stale)} (a pretraining or another task's head): "
+             f"they are not reused; the {task.name} head starts fresh.")
     memory = models.weight_memory_mb(model)
     if quant != "none":
         echo(f"Base loaded in {quant}: {memory:,} MiB of weights")

@@ -97,6 +97,37 @@ def load_with_head(auto_class: Any, path: str, labels: list[str], **kwargs: Any)
     )
 
 
+def checkpoint_names(path: str) -> set[str]:
+    """Names of the tensors stored in a local model directory's safetensors files (headers only)."""
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for file in Path(path).glob("*.safetensors") if os.path.isdir(path) else []:
+        with safe_open(str(file), "pt") as stored:
+            names |= set(stored.keys())
+    return names
+
+
+def reset_heads(model: Any, heads: list[str], path: str) -> list[str]:
+    """Re-initialise the head modules whose weights the checkpoint at ``path`` holds, so a head
+    trained for something else (a pretraining objective's ``classifier``, another task's head of
+    the same size) never passes for the task's fresh one. Returns the modules reset."""
+    import torch
+
+    held = checkpoint_names(path)
+    stale = [h for h in heads if any(f"{h}.{p}" in held for p, _ in model.get_submodule(h).named_parameters())]
+    std = getattr(model.config, "initializer_range", 0.02)
+    with torch.no_grad():  # transformers' own _init_weights skips weights it has loaded
+        for module in (m for name in stale for m in model.get_submodule(name).modules()):
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return stale
+
+
 def encoder_layers(model: Any) -> list[Any]:
     """The transformer blocks of a BERT-family encoder (BERT, RoBERTa, MiniLM, ELECTRA, DeBERTa ...),
     bottom to top, each with ``.attention.output.dense`` and ``.output.dense``.

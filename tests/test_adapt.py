@@ -137,3 +137,27 @@ def test_every_command_help_has_an_example(cli_runner):
         result = cli_runner.invoke(cli, [*path, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, path
     assert "Examples:" in cli_runner.invoke(cli, ["--help"]).output
+
+
+@pytest.mark.parametrize("task, size", [("ner", "another size"), ("classify", "the same size")])
+def test_a_head_in_the_checkpoint_is_never_reused(tiny_model, tmp_path, task, size):
+    """A model whose checkpoint holds a `classifier` (e.g. from a sentence-level pretraining
+    objective): of another size it must not crash, of the same size it must not pass for the task's
+    fresh head."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    source = tmp_path / "pretrained"
+    BertForSequenceClassification.from_pretrained(tiny_model, num_labels=2).save_pretrained(source)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(source)
+    (source / "run.json").write_text(json.dumps({"complete": True, "kind": "pretrain", "objective": "sop"}))
+    stored = load_file(str(source / "model.safetensors"))["classifier.weight"]
+    said: list[str] = []
+    data, where = recipes.compose(None, {"task.name": task, "method.name": "full", "model.name": str(source),
+                                         "output.dir": str(tmp_path / "run"), "training.max_steps": 1,
+                                         "training.learning_rate": 1e-9, "training.head_learning_rate": 1e-9})
+    loaded = adapt.run(recipes.validate(data, where), quiet=True, echo=said.append)
+    assert any("holds its own weights for classifier" in line and "not reused" in line for line in said)
+    head = loaded.model.classifier.weight.detach()
+    assert head.shape != stored.shape or not torch.allclose(head, stored, atol=1e-4)
