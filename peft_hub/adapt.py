@@ -59,15 +59,18 @@ def hold_out_dev(splits: dict[str, list], share: float, seed: int, echo: Echo) -
 
 def limit_samples(task: Any, splits: dict[str, list], data: DataConfig, echo: Echo) -> dict[str, list]:
     """The first ``max_train_samples`` / ``max_eval_samples`` examples of each split; says so when
-    the training examples kept miss labels that the rest has (a file sorted by label)."""
+    the examples kept miss labels that the rest of their split has (a file sorted by label)."""
     limits = {"train": data.max_train_samples, "validation": data.max_eval_samples, "test": data.max_eval_samples}
     limited = {name: examples[: limits.get(name) or None] for name, examples in splits.items()}
-    if "train" in splits and len(limited["train"]) < len(splits["train"]):
-        had, kept = task.labels({"train": splits["train"]}), task.labels({"train": limited["train"]})
-        if len(kept) < len(had):
-            echo(f"WARNING: the first {len(limited['train']):,} training examples (data.max_train_samples) hold only "
-                 f"{len(kept)} of the {len(had)} labels of the training data (is the file sorted by label?): the model "
-                 "cannot learn the others. Shuffle the file, or raise data.max_train_samples.")
+    for name, examples in limited.items():
+        if len(examples) < len(splits[name]):
+            had, kept = task.labels({"train": splits[name]}), task.labels({"train": examples})
+            if len(kept) < len(had):
+                option = "max_train_samples" if name == "train" else "max_eval_samples"
+                echo(f"WARNING: the first {len(examples):,} {name} examples (data.{option}) hold only {len(kept)} of "
+                     f"the {len(had)} labels of that split (is the file sorted by label?), so "
+                     + ("the model cannot learn the others" if name == "train" else "its scores cover only those")
+                     + f". Shuffle the file, or raise data.{option}.")
     return limited
 
 

@@ -179,9 +179,11 @@ def test_a_sample_of_a_file_sorted_by_label_is_flagged():
     Example = type(task.read_data(DataConfig(path=str(SAMPLES / "classify")), task.Options())["train"][0])
     train = [Example(f"text {i}", label, i) for i, label in enumerate(["a"] * 50 + ["b"] * 30 + ["c"] * 20)]
     said: list[str] = []
-    limited = adapt.limit_samples(task, {"train": train, "test": train[:5]}, DataConfig(max_train_samples=60, max_eval_samples=2), said.append)
+    limited = adapt.limit_samples(task, {"train": train, "test": train[48:53]}, DataConfig(max_train_samples=60, max_eval_samples=2), said.append)
     assert len(limited["train"]) == 60 and len(limited["test"]) == 2
-    assert "the first 60 training examples (data.max_train_samples) hold only 2 of the 3 labels" in said[0]
+    assert "the first 60 train examples (data.max_train_samples) hold only 2 of the 3 labels" in said[0]
+    assert "the first 2 test examples (data.max_eval_samples) hold only 1 of the 2 labels" in said[1]
+    assert "its scores cover only those" in said[1]
     said.clear()
     adapt.limit_samples(task, {"train": train}, DataConfig(max_train_samples=90), said.append)
     assert said == []
