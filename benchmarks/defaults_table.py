@@ -66,12 +66,13 @@ def main(out: str) -> None:
         print()
 
     if before:
-        print("## The head's own rate: before (head at the method's rate) and after (10 x), 1 epoch\n")
-        print("| dataset | metric | lora before | lora after | adapter before | adapter after |")
-        print("|---|---|---:|---:|---:|---:|")
+        print("## Before and after, 1 epoch: lora and adapter with the head at the method's own rate (before) and "
+              "at the new default; prefix at its old rate 1e-2 (before) and 3e-2\n")
+        print("| dataset | metric | lora before | lora after | adapter before | adapter after | prefix before | prefix after |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         for d in datasets:
             name = metric_of[d]
-            print(f"| {d} | {name} | " + " | ".join(cell(src.get((d, m)), name) for m in ("lora", "adapter") for src in (before, budget)) + " |")
+            print(f"| {d} | {name} | " + " | ".join(cell(src.get((d, m)), name) for m in ("lora", "adapter", "prefix") for src in (before, budget)) + " |")
         print()
 
     if long:

@@ -23,7 +23,9 @@ class Prefix(peft_hub.PeftMethod):
     name = "prefix"
     description = "Prefix tuning: trainable key/value prefixes in every attention layer (peft)."
     Options = PrefixOptions
-    default_learning_rate = 1e-2
+    # benchmarks/RESULTS.md: 3e-2 ties 1e-2 on CoNLL (lr_sweep.sh) and is the one that beats the
+    # linear-probe floor in one epoch on NCBI-disease and TREC (defaults_check.sh)
+    default_learning_rate = 3e-2
     cannot_merge = "the prefix is extra key/value vectors attended to at inference, not a change of any weight"
 
     def peft_config(self, options, task, model):
