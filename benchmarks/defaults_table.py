@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from peft_hub import guard
+
 METHODS = ["lora", "adapter", "ia3", "prefix", "full"]
 
 
@@ -29,7 +31,7 @@ def cell(metrics: dict | None, key: str, floor: float | None = None) -> str:
         return "-"
     value = metrics["test"][key]
     text = f"{value:.3f}"
-    if metrics.get("warnings"):
+    if guard.warnings(metrics, metrics["primary_metric"]):  # today's guard, whenever the run was made
         text += " (!)"
     if floor is not None and value <= floor:
         text = f"**{text}** < probe"

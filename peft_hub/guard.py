@@ -4,8 +4,10 @@ Two signs, both task-agnostic:
 
 - **constant-prediction level**: every evaluation also scores the constant prediction (the most
   common label of the evaluated data at every labelled position: the majority class, or ``O``
-  everywhere for NER) with the task's own metric, as ``majority_<metric>``. A score no better
-  than that (within :data:`MARGIN`) means the model predicts (nearly) one label everywhere;
+  everywhere for NER) with the task's own metric, as ``majority_<metric>``. A score that has not
+  gone :data:`MARGIN` of the way from there to a perfect 1.0 means the model predicts (nearly)
+  one label everywhere (on TREC's 50 labels a LoRA run that predicted 3 of them scored
+  macro-F1 0.019 against the constant prediction's 0.007);
 - **flat loss**: the mean logged training loss of the last half of the run is less than
   :data:`LOSS_DROP` below that of the first half
   (a model with random predictions scores above the constant prediction by chance; its loss
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-#: A score at most this far above the constant prediction's counts as "at its level".
-MARGIN = 0.01
+#: A score that has covered less than this share of the way from the constant prediction's score
+#: to 1.0 counts as "at its level".
+MARGIN = 0.05
 #: The mean logged loss of the last half of a run must be at least this share below the first half's.
 LOSS_DROP = 0.05
 #: Prefix of the constant prediction's score among an evaluation's metrics.
@@ -47,7 +50,7 @@ def majority_score(compute: Any, predictions: Any, label_ids: Any, metric: str) 
 def at_majority_level(scores: dict, metric: str) -> bool:
     """Whether ``scores[metric]`` is no better than its ``majority_`` counterpart."""
     value, floor = scores.get(metric), scores.get(MAJORITY + metric)
-    return isinstance(value, (int, float)) and isinstance(floor, (int, float)) and value <= floor + MARGIN
+    return isinstance(value, (int, float)) and isinstance(floor, (int, float)) and value <= floor + MARGIN * (1 - floor)
 
 
 def progress_note(scores: dict) -> str:
