@@ -9,9 +9,8 @@ Two signs, both task-agnostic:
   one label everywhere (on TREC's 50 labels a LoRA run that predicted 3 of them scored
   macro-F1 0.019 against the constant prediction's 0.007);
 - **flat loss**: the mean logged training loss of the last half of the run is less than
-  :data:`LOSS_DROP` below that of the first half
-  (a model with random predictions scores above the constant prediction by chance; its loss
-  shows that it is stuck).
+  :data:`LOSS_DROP` below that of the first half, and no dev/test score shows learning (SST-2's
+  loss plateaus within the first hundred steps of a run that reaches 0.80 accuracy).
 
 The progress line marks such an evaluation, the final summary and ``metrics.json["warnings"]``
 say it with what to try, and ``peft-hub report`` flags the run.
@@ -61,17 +60,19 @@ def progress_note(scores: dict) -> str:
 
 def warnings(metrics: dict, metric: str) -> list[str]:
     """What a finished run's metrics say about collapse: one sentence each, with advice."""
-    found = []
+    found: list[str] = []
+    scored = [metrics[s] for s in ("dev", "test") if MAJORITY + metric in (metrics.get(s) or {})]
+    learned = any(not at_majority_level(scores, metric) for scores in scored)
     for split in ("dev", "test"):
         scores = metrics.get(split) or {}
         if at_majority_level(scores, metric):
             found.append(
-                f"{split} {metric} {scores[metric]:.4f} is no better than always predicting the most common label "
-                f"({scores[MAJORITY + metric]:.4f}): the model has not learned the task. {ADVICE}"
+                f"{split} {metric} {scores[metric]:.4f} is at the level of always predicting the most common label "
+                f"({scores[MAJORITY + metric]:.4f}): the model has learned (almost) nothing. {ADVICE}"
             )
             break  # dev and test say the same thing; once is enough
     losses = [e["loss"] for e in metrics.get("history", []) if "loss" in e]
-    if len(losses) >= 4:  # halves, not single logs: one log's loss depends on its batches
+    if not learned and len(losses) >= 4:  # halves, not single logs: one log's loss depends on its batches
         half = len(losses) // 2
         first, last = sum(losses[:half]) / half, sum(losses[-half:]) / half
         if last > (1 - LOSS_DROP) * first:
