@@ -82,13 +82,13 @@ def main(out: str) -> None:
         print("| dataset | metric | lora | full | full - lora (points) |")
         print("|---|---|---:|---:|---:|")
         for d in datasets:
-            name = metric_of[d]
             lora, full = long.get((d, "lora")), long.get((d, "full"))
-            gap = f"{100 * (full['test'][name] - lora['test'][name]):+.1f}" if lora and full else "-"
-            print(f"| {d} | {name} | {cell(lora, name)} | {cell(full, name)} | {gap} |")
-            if lora and "accuracy" in lora["test"] and name != "accuracy":
-                print(f"| {d} | accuracy | {cell(lora, 'accuracy')} | {cell(full, 'accuracy')} | "
-                      f"{100 * (full['test']['accuracy'] - lora['test']['accuracy']):+.1f} |" if full else "")
+            if not (lora or full):
+                continue
+            names = [metric_of[d]] + (["accuracy"] if probes.get(d, {}).get("task") == "classify" else [])
+            for name in names:
+                gap = f"{100 * (full['test'][name] - lora['test'][name]):+.1f}" if lora and full else "-"
+                print(f"| {d} | {name} | {cell(lora, name)} | {cell(full, name)} | {gap} |")
         print()
 
 
