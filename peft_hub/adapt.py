@@ -144,7 +144,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code, ignore_mismatched_sizes=True,
                              **models.quantization_kwargs(quant, task.keep_full_precision))
     models.check_vocab(tokenizer, model, model_path)
-    stale = models.reset_heads(model, task.head_modules(model), model_path)
+    heads = task.head_modules(model)
+    stale = models.reset_heads(model, heads, model_path)
     if stale:
         echo(f"{model_path} holds its own weights for {', '.join(stale)} (a pretraining or another task's head): "
              f"they are not reused; the {task.name} head starts fresh.")
@@ -152,7 +153,6 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     if quant != "none":
         echo(f"Base loaded in {quant}: {memory:,} MiB of weights")
     model = models.prepare_quantized(model, quant)
-    heads = task.head_modules(model)
     head = [f"{name}.{p}" for name in heads for p, _ in model.get_submodule(name).named_parameters()]
     head_lr, why = recipe.training.head_learning_rate, "training.head_learning_rate"
     if head_lr is None:
