@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,8 +267,7 @@ def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False, expect_
     loaded = load_run(run_dir, expect_task)
     task = loaded.resolved.task
     splits = task.read_data(data, loaded.resolved.task_options)
-    if data.max_eval_samples:
-        splits = {name: ex[: data.max_eval_samples] for name, ex in splits.items()}
+    splits = limit_samples(task, splits, data, (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
     from .train import FeatureDataset, task_trainer
 
     results = {}

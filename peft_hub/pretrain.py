@@ -105,7 +105,7 @@ def _head_warmup(fresh_params: set[str], steps: int):
 def _corpus(resolved: Resolved, echo: Echo) -> tuple[Callable[[], Any], list[str]]:
     """(a function returning the training documents afresh, the held-out documents)."""
     d = resolved.recipe.data
-    read = lambda sources: documents(sources, d.format, d.text_field, d.paragraphs)  # noqa: E731
+    read = lambda sources: documents(sources, d.format, d.text_field, d.paragraphs, d.encoding)  # noqa: E731
     train_sources: list[str] = []
     validation_sources: list[str] = [d.validation] if d.validation else []
     for path in d.paths:

@@ -40,6 +40,14 @@ class ComponentConfig(Options):
     options: dict = option({}, "Options of the component (see `peft-hub methods list` / `tasks list`).")
 
 
+def _encoding_errors(encoding: str) -> list[str]:
+    try:
+        codecs.lookup(encoding)
+        return []
+    except LookupError:
+        return [f"encoding: unknown text encoding {encoding!r}; use e.g. utf-8, latin-1 or cp1252"]
+
+
 @dataclass
 class DataConfig(Options):
     path: str | None = option(None, "A data directory (split files found by name), a file, a saved `datasets` directory or a hub id. Unset: the task's built-in sample.")
@@ -58,10 +66,7 @@ class DataConfig(Options):
             value = getattr(self, key)
             if value is not None and value < 1:
                 errors.append(f"{key}: must be at least 1, got {value}")
-        try:
-            codecs.lookup(self.encoding)
-        except LookupError:
-            errors.append(f"encoding: unknown text encoding {self.encoding!r}; use e.g. utf-8, latin-1 or cp1252")
+        errors += _encoding_errors(self.encoding)
         if not 0 <= self.validation_split < 1:
             errors.append(f"validation_split: must be in [0, 1), got {self.validation_split}")
         return errors
@@ -130,6 +135,7 @@ class TextDataConfig(Options):
     validation: str | None = option(None, "Held-out text file. Unset: a file named like valid*/dev* next to the data, else every k-th document (validation_split).")
     format: Literal["auto", "text", "jsonl", "pubtator"] = option("auto", "How to read the files; auto: by suffix and content.")
     text_field: str = option("text", "JSONL key / dataset column holding the text.")
+    encoding: str = option("utf-8", "Text encoding of the files, e.g. latin-1 or cp1252.")
     paragraphs: bool = option(False, "Plain text: documents are blank-line separated paragraphs (default: one per line).")
     validation_split: float = option(0.05, "Share of documents held out when there is no validation file.")
     block_size: int = option(128, "Tokens per training sequence ([CLS] and [SEP] included).")
@@ -146,7 +152,7 @@ class TextDataConfig(Options):
             errors.append(f"validation_split: must be in [0, 1), got {self.validation_split}")
         if self.block_size < 8:
             errors.append(f"block_size: must be at least 8, got {self.block_size}")
-        return errors
+        return errors + _encoding_errors(self.encoding)
 
     @property
     def paths(self) -> list[str]:

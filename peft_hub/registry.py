@@ -149,13 +149,13 @@ def _collect(hook_name: str, kind: str, make: Callable[..., Registered]) -> dict
                 other = found.pop(entry.name, None)
                 if other is not None:  # a third claimant keeps the first two named
                     message = (
-                        f"the {kind} {entry.name!r} is registered by both plugin {other.plugin!r} "
+                        f"The {kind} {entry.name!r} is registered by both plugin {other.plugin!r} "
                         f"({other.distribution or 'not installed'}) and plugin {_plugin!r} "
                         f"({entry.distribution or 'not installed'}), so neither can be used. Uninstall "
                         "one of them, or rename the component in one of the plugins."
                     )
                     CONTESTED[kind, entry.name] = message
-                    _conflict(message[0].upper() + message[1:])
+                    _conflict(message)
                 return
             found[entry.name] = entry
 
@@ -220,8 +220,7 @@ def recipes() -> dict[str, Registered]:
 
 def _get(kind: str, table: dict[str, Registered], name: str, hint: str) -> Registered:
     if (kind, name) in CONTESTED:
-        message = CONTESTED[kind, name]
-        raise DuplicateNameError(message[0].upper() + message[1:])
+        raise DuplicateNameError(CONTESTED[kind, name])
     if name not in table:
         raise UnknownNameError(kind, name, table, hint)
     return table[name]

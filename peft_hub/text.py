@@ -8,6 +8,7 @@ grouped lazily) instead of loaded whole.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -33,29 +34,30 @@ def _detect(path: Path, fmt: str) -> str:
     return "text"
 
 
-def _read_lines_lazily(path: Path) -> Iterator[tuple[int, str]]:
+def _read_lines_lazily(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     try:
-        with open(path, encoding="utf-8-sig") as handle:
+        with open(path, encoding="utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding) as handle:
             for number, line in enumerate(handle, 1):
                 yield number, line.rstrip("\n")
     except UnicodeDecodeError:
-        read_lines(path)  # raises a DataError naming the line
+        read_lines(path, encoding)  # raises a DataError naming the line
         raise
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}.") from None
 
 
-def documents_in_file(path: Path, fmt: str = "auto", text_field: str = "text", paragraphs: bool = False) -> Iterator[str]:
+def documents_in_file(path: Path, fmt: str = "auto", text_field: str = "text", paragraphs: bool = False,
+                      encoding: str = "utf-8") -> Iterator[str]:
     """Documents of one file, read lazily."""
     fmt = _detect(path, fmt)
     if fmt == "jsonl":
-        for number, obj in jsonl_objects(_read_lines_lazily(path), path):
+        for number, obj in jsonl_objects(_read_lines_lazily(path, encoding), path):
             if not isinstance(obj.get(text_field), str):
                 raise DataError(f"{path}, line {number}: no text field {text_field!r} (found {sorted(obj)}). Set --text-field.")
             yield obj[text_field]
     elif fmt == "pubtator":
         current, parts = None, []
-        for _, line in _read_lines_lazily(path):
+        for _, line in _read_lines_lazily(path, encoding):
             match = PUBTATOR_RE.match(line.strip())
             if not match:
                 continue  # annotation lines (PMID<TAB>start<TAB>end ...) and blank lines
@@ -69,7 +71,7 @@ def documents_in_file(path: Path, fmt: str = "auto", text_field: str = "text", p
             yield " ".join(parts)
     elif fmt == "text":
         paragraph: list[str] = []
-        for _, line in _read_lines_lazily(path):
+        for _, line in _read_lines_lazily(path, encoding):
             if not paragraphs:
                 if line.strip():
                     yield line.strip()
@@ -102,7 +104,8 @@ def text_files(path: str | Path) -> dict[str, list[Path]]:
         return {"train": files}
 
 
-def documents(sources: Iterable[str | Path], fmt: str = "auto", text_field: str = "text", paragraphs: bool = False) -> Iterator[str]:
+def documents(sources: Iterable[str | Path], fmt: str = "auto", text_field: str = "text", paragraphs: bool = False,
+              encoding: str = "utf-8") -> Iterator[str]:
     """Documents of every source in turn: files, directories, a saved dataset or a hub id."""
     for source in sources:
         source = str(source)
@@ -114,7 +117,7 @@ def documents(sources: Iterable[str | Path], fmt: str = "auto", text_field: str 
             continue
         for split_files in text_files(source).values():
             for path in split_files:
-                yield from documents_in_file(path, fmt, text_field, paragraphs)
+                yield from documents_in_file(path, fmt, text_field, paragraphs, encoding)
 
 
 def hold_out(docs: Iterable[str], fraction: float) -> tuple[Iterator[str], list[str]]:

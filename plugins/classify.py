@@ -104,22 +104,21 @@ def _read_label_first(lines: list[str], where: str) -> list[Example]:
 
 def read_file(path: Path, fmt: str, options, encoding: str = "utf-8") -> list[Example]:
     where = str(path)
-    suffix = path.suffix.lower()
+    if fmt not in ("auto", "jsonl", "csv", "tsv", "label-first"):
+        raise DataError(f"data.format {fmt!r} is not a format of the classify task. Use auto, tsv, csv, jsonl or label-first.")
     if fmt == "auto":
-        fmt = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(suffix, "")
-        if not fmt:
-            lines = read_lines(path, encoding)
-            fmt = "tsv" if any("\t" in line for line in lines[:50]) else "label-first"
+        fmt = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(path.suffix.lower(), "auto")
     if fmt == "jsonl":
         return _rows_with_header(read_jsonl(path, encoding), options, where)
+    lines = read_lines(path, encoding)  # once, whatever the format turns out to be
+    if fmt == "auto":
+        fmt = "tsv" if any("\t" in line for line in lines[:50]) else "label-first"
     if fmt == "csv":
-        reader = csv.DictReader(io.StringIO("\n".join(read_lines(path, encoding))))
+        reader = csv.DictReader(io.StringIO("\n".join(lines)))
         return _rows_with_header([(i + 2, row) for i, row in enumerate(reader)], options, where)
     if fmt == "tsv":
-        return _read_tsv(read_lines(path, encoding), options, where)
-    if fmt == "label-first":
-        return _read_label_first(read_lines(path, encoding), where)
-    raise DataError(f"data.format {fmt!r} is not a format of the classify task. Use auto, tsv, csv, jsonl or label-first.")
+        return _read_tsv(lines, options, where)
+    return _read_label_first(lines, where)
 
 
 class Classify(peft_hub.Task):

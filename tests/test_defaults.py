@@ -191,3 +191,14 @@ def test_a_sample_of_a_file_sorted_by_label_is_flagged():
     said.clear()
     adapt.limit_samples(task, {"train": train}, DataConfig(max_train_samples=90), said.append)
     assert said == []
+
+
+def test_pretraining_text_in_another_encoding(tmp_path):
+    from peft_hub.text import documents
+
+    (tmp_path / "corpus.txt").write_bytes("a sister\xf0city\nGalileo\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"line 1: not valid UTF-8 .*data\.encoding=latin-1"):
+        list(documents([tmp_path / "corpus.txt"]))
+    assert list(documents([tmp_path / "corpus.txt"], encoding="latin-1")) == ["a sister\xf0city", "Galileo"]
+    with pytest.raises(RecipeError, match="encoding: unknown text encoding 'nope'"):
+        recipes.validate({"objective": {"name": "mlm"}, "data": {"path": str(tmp_path), "encoding": "nope"}})
