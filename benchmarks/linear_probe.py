@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from peft_hub import models, recipes
     from peft_hub.adapt import hold_out_dev, limit_samples
+    from peft_hub.tasks import Evaluation
     from peft_hub.train import FeatureDataset
 
     flags = {"task.name": args.task, "method.name": "full", "model.name": args.model,
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     def score(layer, name: str) -> dict:
         fx, fy, rows = norm[name]
         pred, label_rows = _predict(layer, fx, rows)
-        return task.compute_metrics(pred, label_rows if label_rows is not None else fy.numpy(), labels)
+        return task.compute_metrics(Evaluation(pred, label_rows if label_rows is not None else fy.numpy(), labels, [], []))
 
     metric = task.primary_metric
     best = None

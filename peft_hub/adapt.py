@@ -27,7 +27,7 @@ import yaml
 
 from . import guard, models, recipes, rundir
 from .rundir import Echo
-from .errors import RunDirError
+from .errors import DataError, RunDirError
 from .progress import track
 from .recipes import DataConfig, Resolved
 
@@ -111,8 +111,28 @@ class LoadedRun:
     directory: Path
     metrics: dict | None = None
 
-    def predict(self, texts: list[str]) -> list:
-        return self.resolved.task.predict(self.model, self.tokenizer, texts, self.labels, self.resolved.task_options)
+    def predict(self, inputs: list[str | dict[str, str]]) -> list:
+        """Predictions for ``inputs``: dicts of the task's ``input_fields``, or plain texts for a
+        task whose input is one text."""
+        task = self.resolved.task
+        return task.predict(self.model, self.tokenizer, [as_input(task, i) for i in inputs], self.labels,
+                            self.resolved.task_options)
+
+
+def as_input(task: Any, value: str | dict[str, str]) -> dict[str, str]:
+    """One ``predict`` input as a dict of the task's ``input_fields``; a plain string stands for
+    the only field of a one-text task."""
+    fields = task.input_fields
+    if isinstance(value, str):
+        if len(fields) != 1:
+            raise DataError(f"The {task.name!r} task takes {len(fields)} texts per input ({', '.join(fields)}), "
+                            f"got one: {value[:80]!r}. Give them all.")
+        return {fields[0]: value}
+    missing = [f for f in fields if not isinstance(value.get(f), str)]
+    if missing:
+        raise DataError(f"A {task.name!r} input needs the text field(s) {', '.join(fields)}; "
+                        f"missing or not text: {', '.join(missing)} (got keys {sorted(value)}).")
+    return {f: value[f] for f in fields}
 
 
 def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> LoadedRun:
@@ -133,18 +153,18 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     splits = hold_out_dev(splits, recipe.data.validation_split, recipe.training.seed, echo)
     splits = limit_samples(task, splits, recipe.data, echo)
     labels = task.labels(splits)
-    features = {name: FeatureDataset(_encode(task, examples, tokenizer, labels, resolved.task_options, name, quiet))
+    base_tokens = len(tokenizer)
+    task.prepare_tokenizer(tokenizer, resolved.task_options)
+    features = {name: FeatureDataset(_encode(task, examples, tokenizer, labels, resolved.task_options, name, quiet), examples)
                 for name, examples in splits.items()}
-    echo(
-        "Data: " + ", ".join(f"{name} {len(ex)} examples" for name, ex in splits.items())
-        + f"; {len(labels)} labels"
-    )
+    echo("Data: " + ", ".join(f"{name} {len(ex)} examples" for name, ex in splits.items())
+         + (f"; {len(labels)} labels" if labels else ""))
 
     quant = recipe.model.quantization
     # ignore_mismatched_sizes: a head of another size in the checkpoint must not stop a fresh one
     model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code, ignore_mismatched_sizes=True,
                              **models.quantization_kwargs(quant, task.keep_full_precision))
-    models.check_vocab(tokenizer, model, model_path)
+    models.check_vocab(base_tokens, model, model_path)
     heads = task.head_modules(model)
     stale = models.reset_heads(model, heads, model_path)
     if stale:
@@ -193,16 +213,18 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         train_tokens_per_s=round(tokens / runtime, 1) if runtime > 0 else None,
         train_loss=result.training_loss,
         peak_memory_mb=peak_memory_mb(),
-        primary_metric=task.primary_metric,
+        primary_metric=resolved.primary_metric,
+        greater_is_better=task.greater_is_better,
+        summary_metrics=list(task.summary_metrics or (resolved.primary_metric,)),
         history=[e for e in trainer.state.log_history if not any(k.startswith("test_") for k in e)],
     )
-    metrics["warnings"] = guard.warnings(metrics, task.primary_metric)
+    metrics["warnings"] = guard.warnings(metrics, resolved.primary_metric)
     if main:
         resolved.method.save(model, out / "adapter")
         tokenizer.save_pretrained(str(out / "tokenizer"))
         rundir.write_json(out / "labels.json", labels)
         rundir.finish(out, resolved, metrics, {"task": task.name, "method": method.name, "base_model": model_path},
-                      curves_metric=task.primary_metric)
+                      curves_metric=resolved.primary_metric)
     model.eval()
     return LoadedRun(resolved, model, tokenizer, labels, out, metrics)
 
@@ -279,7 +301,7 @@ def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False, expect_
                 f"The {name} data has labels the run never saw in training: {', '.join(missing)}. "
                 f"The run knows: {', '.join(loaded.labels)}."
             )
-        features = FeatureDataset(task.encode(examples, loaded.tokenizer, loaded.labels, loaded.resolved.task_options))
+        features = FeatureDataset(task.encode(examples, loaded.tokenizer, loaded.labels, loaded.resolved.task_options), examples)
         trainer = task_trainer(loaded.resolved, loaded.model, loaded.tokenizer, features, None, loaded.labels,
                                Path(run_dir) / "evaluate", quiet=quiet)
         scores = trainer.evaluate(eval_dataset=features, metric_key_prefix=name)

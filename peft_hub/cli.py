@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -120,7 +121,8 @@ def _run_one(resolved, quiet: bool, as_json: bool) -> str:
         summary = _pretrain_summary
     else:
         trained = adapt.run(resolved, quiet=quiet, echo=_echo(quiet))
-        out, metrics, summary = trained.directory, trained.metrics, _summary
+        out, metrics = trained.directory, trained.metrics
+        summary = lambda out, metrics: _summary(out, metrics, resolved.task)  # noqa: E731
     if not is_main_process():
         return str(out)
     if as_json:
@@ -140,22 +142,24 @@ def _pretrain_summary(out: Path, metrics: dict) -> str:
     ])
 
 
-def _summary(out: Path, metrics: dict) -> str:
+def _summary(out: Path, metrics: dict, task: Any) -> str:
+    """The end of an ``adapt`` run: the task's summary metrics per split, its notes, cost, warnings."""
     lines = [f"\nRun saved to {out}", ""]
-    keys = [k for k in ("precision", "recall", "f1", "accuracy") if any(k in metrics.get(s, {}) for s in ("dev", "test"))]
-    lines.append(f"{'split':<6}" + "".join(f"{k:>11}" for k in keys))
+    keys = [k for k in metrics.get("summary_metrics") or [metrics.get("primary_metric", "f1")]
+            if any(k in metrics.get(s, {}) for s in ("dev", "test"))]
+    lines.append(f"{'split':<6}" + "".join(f"{k:>12}" for k in keys))
     for split in ("dev", "test"):
         if split in metrics:
-            lines.append(f"{split:<6}" + "".join(f"{metrics[split].get(k, float('nan')):>11.4f}" for k in keys))
-    per_type = {k[3:]: v for k, v in metrics.get("test", metrics.get("dev", {})).items() if k.startswith("f1_")}
-    if per_type:
-        lines.append("F1 per type (" + ("test" if "test" in metrics else "dev") + "): " + ", ".join(f"{t} {v:.3f}" for t, v in per_type.items()))
+            lines.append(f"{split:<6}" + "".join(f"{metrics[split].get(k, float('nan')):>12.4f}" for k in keys))
+    last = "test" if "test" in metrics else "dev"
+    lines += [f"{note} ({last})" for note in task.score_notes(metrics.get(last, {}))]
     lines.append(
         f"trainable {metrics['trainable_params']:,} of {metrics['total_params']:,} parameters ({metrics['trainable_percent']:.2f}%); "
         f"{metrics['train_steps']} steps in {metrics['train_runtime_s']:.1f} s, {metrics['train_tokens_per_s'] or 0:,.0f} tokens/s"
     )
     lines += [f"WARNING: {w}" for w in metrics.get("warnings", [])]
-    lines.append(f'Next: peft-hub predict {out} "some text"   |   peft-hub evaluate {out} --data DIR')
+    example = " ".join(f'"{field}"' for field in task.input_fields)
+    lines.append(f"Next: peft-hub predict {out} {example}   |   peft-hub evaluate {out} --data DIR")
     return "\n".join(lines)
 
 
@@ -388,23 +392,59 @@ Examples:
 """)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.argument("texts", nargs=-1)
-@click.option("--input", "-i", "input_", type=click.File("r", encoding="utf-8"), help="Read one text per line ('-' for stdin).")
+@click.option("--input", "-i", "input_", type=click.File("r", encoding="utf-8"),
+              help="Read inputs from a file ('-' for stdin): one text per line, or for tasks of several texts "
+                   "one JSON object per line (or the texts tab-separated).")
 @click.option("--task", "-t", "expect_task", help="Refuse a run of another task (e.g. --task ner).")
 @json_option
 def predict(run_dir, texts, input_, expect_task, json_):
-    """Predict with a finished run (NER: entities with type and character span)."""
+    """Predict with a finished run (NER: entities with type and character span).
+
+    A task whose input is several texts (qa: question and context; pair: two sentences) takes
+    them in that order: `peft-hub predict RUN "Who wrote it?" "It was written by ..."`."""
     from . import adapt
 
-    texts = list(texts) + ([line.rstrip("\n") for line in input_ if line.strip()] if input_ else [])
-    if not texts:
-        raise click.UsageError("Give texts as arguments or --input FILE.")
     loaded = adapt.load_run(run_dir, expect_task=expect_task)
-    predictions = loaded.predict(texts)
+    task = loaded.resolved.task
+    inputs = _group_inputs(task, list(texts)) + (_read_inputs(task, input_) if input_ else [])
+    if not inputs:
+        raise click.UsageError(f"Give {' and '.join(task.input_fields)} as arguments, or --input FILE.")
+    predictions = loaded.predict(inputs)
     if json_:
         click.echo(json.dumps(predictions, indent=2, ensure_ascii=False))
         return
-    for text, prediction in zip(texts, predictions):
-        click.echo(loaded.resolved.task.format_prediction(text, prediction))
+    for given, prediction in zip(inputs, predictions):
+        click.echo(task.format_prediction(given, prediction))
+
+
+def _group_inputs(task: Any, texts: list[str]) -> list[dict[str, str]]:
+    fields = task.input_fields
+    if len(texts) % len(fields):
+        raise click.UsageError(f"The {task.name!r} task takes {len(fields)} texts per input ({', '.join(fields)}); "
+                               f"got {len(texts)} argument(s), not a multiple of {len(fields)}.")
+    return [dict(zip(fields, texts[i : i + len(fields)])) for i in range(0, len(texts), len(fields))]
+
+
+def _read_inputs(task: Any, stream: Any) -> list[dict[str, str]]:
+    fields, inputs = task.input_fields, []
+    for number, line in enumerate(stream, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if len(fields) == 1:
+            inputs.append({fields[0]: line})
+        elif line.lstrip().startswith("{"):
+            try:
+                inputs.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(f"line {number}: invalid JSON ({exc.msg}).", param_hint="--input") from None
+        else:
+            cells = line.split("\t")
+            if len(cells) != len(fields):
+                raise click.BadParameter(f"line {number}: expected {len(fields)} tab-separated texts ({', '.join(fields)}) "
+                                         f"or a JSON object, got {len(cells)} field(s).", param_hint="--input")
+            inputs.append(dict(zip(fields, cells)))
+    return inputs
 
 
 @cli.command(epilog="""

@@ -18,8 +18,6 @@ say it with what to try, and ``peft-hub report`` flags the run.
 
 from __future__ import annotations
 
-from typing import Any
-
 #: A score that has covered less than this share of the way from the constant prediction's score
 #: to 1.0 counts as "at its level".
 MARGIN = 0.05
@@ -30,20 +28,6 @@ MAJORITY = "majority_"
 
 ADVICE = ("Try more steps (--epochs, --max-steps), a faster head (training.head_learning_rate), "
           "a higher --lr, or --method full.")
-
-
-def majority_score(compute: Any, predictions: Any, label_ids: Any, metric: str) -> dict[str, float]:
-    """``{"majority_<metric>": score}``: ``compute(predictions, label_ids)[metric]`` for the constant
-    prediction, the most common label id of ``label_ids`` (``-100`` ignored) at every position."""
-    import numpy as np
-
-    label_ids = np.asarray(label_ids)
-    seen = label_ids[label_ids != -100]
-    if seen.size == 0:
-        return {}
-    values, counts = np.unique(seen, return_counts=True)
-    constant = np.full(np.shape(predictions), values[counts.argmax()], dtype=np.asarray(predictions).dtype)
-    return {MAJORITY + metric: compute(constant, label_ids)[metric]}
 
 
 def at_majority_level(scores: dict, metric: str) -> bool:

@@ -148,11 +148,12 @@ def encoder_layers(model: Any) -> list[Any]:
     return list(layers)
 
 
-def check_vocab(tokenizer: Any, model: Any, model_path: str) -> None:
+def check_vocab(tokens: int, model: Any, model_path: str) -> None:
+    """Refuse a tokenizer of ``tokens`` tokens that the model's embeddings cannot hold."""
     vocab = getattr(model.config, "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
+    if vocab is not None and tokens > vocab:
         raise ModelError(
-            f"The tokenizer of {model_path} has {len(tokenizer)} tokens but the model's embeddings hold "
+            f"The tokenizer of {model_path} has {tokens} tokens but the model's embeddings hold "
             f"{vocab}: they do not belong together. Use the tokenizer saved with the model."
         )
 

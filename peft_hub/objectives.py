@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .heads import Head
 from .options import Options
 
 if TYPE_CHECKING:
     import torch
 
 
-class Objective:
+class Objective(Head):
     """A self-supervised objective for ``peft-hub pretrain``."""
 
     name: ClassVar[str]
@@ -25,18 +26,12 @@ class Objective:
     Options: ClassVar[type[Options]] = Options
     #: peft's ``TaskType`` for methods wrapping the model (None: peft's generic ``PeftModel``).
     peft_task_type: ClassVar[str | None] = None
-    #: Module names never quantized: the pretraining head (its decoder is tied to the embeddings).
-    keep_full_precision: ClassVar[list[str]] = []
     #: Whether blocks must carry ``word_ids`` (the word index of every token) for the collator.
     needs_word_ids: ClassVar[bool] = False
 
     def build_model(self, model_path: str, **load_kwargs: Any) -> tuple[torch.nn.Module, list[str]]:
         """The model with its pretraining head, and the names of head weights that were newly
         initialised (empty when the checkpoint had the head)."""
-        raise NotImplementedError
-
-    def head_modules(self, model: torch.nn.Module) -> list[str]:
-        """Modules that train with any method (the pretraining head, except tied weights)."""
         raise NotImplementedError
 
     def collator(self, tokenizer: Any, options: Any, seed: int | None = None) -> Any:

@@ -170,7 +170,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     quant = recipe.model.quantization
     model, fresh = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code,
                                          **models.quantization_kwargs(quant, objective.keep_full_precision))
-    models.check_vocab(tokenizer, model, model_path)
+    models.check_vocab(len(tokenizer), model, model_path)
     model = models.prepare_quantized(model, quant)
     callbacks, head_rates = [], {}
     if fresh:

@@ -369,6 +369,11 @@ class Resolved:
     def learning_rate(self) -> float:
         return self.recipe.training.learning_rate or self.method.default_learning_rate
 
+    @property
+    def primary_metric(self) -> str:
+        """The metric that keeps the best epoch of an ``adapt`` run (the task's, for its options)."""
+        return self.task.primary_metric_for(self.task_options)
+
     def to_dict(self) -> dict:
         """The fully resolved recipe (every default spelled out), as saved in a run dir."""
         out = opts.to_dict(self.recipe)

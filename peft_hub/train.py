@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -13,16 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PeftHubError
-from .guard import majority_score, progress_note
+from .guard import MAJORITY, progress_note
 from .progress import duration, interactive
 from .recipes import Resolved
 
 
 class FeatureDataset:
-    """A list of tokenized examples (dicts of lists) as a map-style torch dataset."""
+    """A list of tokenized examples (dicts of lists) as a map-style torch dataset, with the raw
+    examples they were encoded from (what a task's metric may need beside the predictions)."""
 
-    def __init__(self, features: list[dict]):
+    def __init__(self, features: list[dict], examples: list | None = None):
         self.features = features
+        self.examples = examples if examples is not None else []
 
     def __len__(self) -> int:
         return len(self.features)
@@ -48,13 +51,6 @@ def peak_memory_mb() -> float:
         return round(torch.cuda.max_memory_allocated() / 2**20, 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
-
-
-def _argmax(logits: Any, labels: Any) -> Any:
-    """Keep only arg-max ids during evaluation instead of every logit (far less memory)."""
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    return logits.argmax(dim=-1)
 
 
 def _format_log(logs: dict) -> str | None:
@@ -195,6 +191,13 @@ def _trainer_class() -> type:
             os.makedirs(output_dir, exist_ok=True)
             state = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
             save_file(state, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+
+        #: the dataset being evaluated (set by evaluate: a task's metric reads its features and examples)
+        evaluating: Any = None
+
+        def evaluate(self, eval_dataset=None, *args, **kwargs):
+            self.evaluating = eval_dataset if eval_dataset is not None else self.eval_dataset
+            return super().evaluate(eval_dataset, *args, **kwargs)
 
         #: set by build_trainer: rewrites each batch before the forward pass (an objective's choice)
         batch_transform: Callable[[dict], dict] | None = None
@@ -344,6 +347,7 @@ def build_trainer(
     output_dir: Path,
     collator: Any,
     compute_metrics: Callable[[Any], dict] | None = None,
+    predictions: Callable[[Any], Any] | None = None,
     metric: str = "loss",
     greater_is_better: bool = False,
     eval_steps: int | None = None,
@@ -354,6 +358,7 @@ def build_trainer(
 ) -> Any:
     """A Trainer for ``model`` from a recipe's ``training`` section. Evaluates on ``dev`` every
     epoch (or every ``eval_steps``), keeps the best checkpoint by ``metric``, logs to TensorBoard.
+    ``predictions`` turns each evaluation batch's outputs into what ``compute_metrics`` gets.
     ``learning_rates`` gives the parameters named by these suffixes their own peak rate."""
     import torch
     from transformers import TrainingArguments
@@ -424,7 +429,7 @@ def build_trainer(
             data_collator=collator,
             processing_class=tokenizer,
             compute_metrics=compute_metrics,
-            preprocess_logits_for_metrics=_argmax if compute_metrics else None,
+            preprocess_logits_for_metrics=(lambda logits, labels: predictions(logits)) if predictions else None,
         )
     trainer.batch_transform = batch_transform
     trainer.learning_rates = learning_rates or {}
@@ -445,19 +450,27 @@ def build_trainer(
 
 def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev: Any, labels: list[str],
                  output_dir: Path, quiet: bool = False, learning_rates: dict[str, float] | None = None) -> Any:
-    """The Trainer of an ``adapt`` run: the task's collator and metric, best epoch by that metric;
+    """The Trainer of an ``adapt`` run: the task's collator, predictions and metric (with the
+    collapse guard's constant-prediction score beside it), best epoch by the task's primary metric;
     ``learning_rates`` as in :func:`build_trainer` (the fresh head's own rate)."""
-    task = resolved.task
+    from .tasks import Evaluation
+
+    task, metric = resolved.task, resolved.primary_metric
+    trainer: Any = None
 
     def compute_metrics(prediction: Any) -> dict:
-        def score(predictions: Any, label_ids: Any) -> dict:
-            return task.compute_metrics(predictions, label_ids, labels)
+        dataset = trainer.evaluating
+        evaluation = Evaluation(prediction.predictions, prediction.label_ids, labels,
+                                getattr(dataset, "features", []), getattr(dataset, "examples", []))
+        scores = task.compute_metrics(evaluation)
+        constant = task.constant_predictions(evaluation)
+        if constant is not None and metric in scores:
+            scores[MAJORITY + metric] = task.compute_metrics(dataclasses.replace(evaluation, predictions=constant))[metric]
+        return scores
 
-        scores = score(prediction.predictions, prediction.label_ids)
-        return {**scores, **majority_score(score, prediction.predictions, prediction.label_ids, task.primary_metric)}
-
-    return build_trainer(
+    trainer = build_trainer(
         resolved.recipe.training, resolved.learning_rate, model, tokenizer, train, dev, output_dir,
-        collator=task.collator(tokenizer), compute_metrics=compute_metrics, metric=task.primary_metric,
-        greater_is_better=True, quiet=quiet, learning_rates=learning_rates,
+        collator=task.collator(tokenizer), compute_metrics=compute_metrics, predictions=task.predictions,
+        metric=metric, greater_is_better=task.greater_is_better, quiet=quiet, learning_rates=learning_rates,
     )
+    return trainer

@@ -127,7 +127,8 @@ class Classify(peft_hub.Task):
     Options = ClassifyOptions
     keep_full_precision = ["classifier"]  # the head stays out of 8-bit/4-bit
     peft_task_type = "SEQ_CLS"
-    primary_metric = "f1"
+    primary_metric = "f1"  # macro-F1: accuracy hides a model that ignores the rare classes
+    summary_metrics = ("accuracy", "f1")
 
     def sample_data(self):
         return Path(__file__).parent / "samples" / "classify"
@@ -184,12 +185,13 @@ class Classify(peft_hub.Task):
 
         return DataCollatorWithPadding(tokenizer)
 
-    def compute_metrics(self, predictions, label_ids, labels):
+    def compute_metrics(self, evaluation):
         import numpy as np
 
-        predictions, label_ids = np.asarray(predictions).reshape(-1), np.asarray(label_ids).reshape(-1)
+        predictions = np.asarray(evaluation.predictions).reshape(-1)
+        label_ids = np.asarray(evaluation.label_ids).reshape(-1)
         f1s = []
-        for k in range(len(labels)):
+        for k in range(len(evaluation.labels)):
             tp = int(((predictions == k) & (label_ids == k)).sum())
             fp = int(((predictions == k) & (label_ids != k)).sum())
             fn = int(((predictions != k) & (label_ids == k)).sum())
@@ -197,9 +199,13 @@ class Classify(peft_hub.Task):
                 f1s.append(2 * tp / (2 * tp + fp + fn))
         return {"accuracy": float((predictions == label_ids).mean()), "f1": float(np.mean(f1s)) if f1s else 0.0}
 
-    def predict(self, model, tokenizer, texts, labels, options):
+    def sample_inputs(self):
+        return [{"text": "the staff were friendly"}, {"text": "a dull movie"}]
+
+    def predict(self, model, tokenizer, inputs, labels, options):
         import torch
 
+        texts = [i["text"] for i in inputs]
         collate = self.collator(tokenizer)
         device = next(model.parameters()).device
         model.eval()
@@ -216,8 +222,8 @@ class Classify(peft_hub.Task):
                                 "scores": {label: round(float(p), 4) for label, p in zip(labels, row)}})
         return results
 
-    def format_prediction(self, text, prediction):
-        return f"{prediction['label']}\t{prediction['score']:.2f}\t{text}"
+    def format_prediction(self, inputs, prediction):
+        return f"{prediction['label']}\t{prediction['score']:.2f}\t{inputs['text']}"
 
 
 @peft_hub.hookimpl

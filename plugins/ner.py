@@ -141,6 +141,7 @@ class Ner(peft_hub.Task):
     keep_full_precision = ["classifier"]  # the head stays out of 8-bit/4-bit
     peft_task_type = "TOKEN_CLS"
     primary_metric = "f1"
+    summary_metrics = ("precision", "recall", "f1", "accuracy")
 
     def sample_data(self):
         return Path(__file__).parent / "samples" / "ner"
@@ -240,12 +241,13 @@ class Ner(peft_hub.Task):
 
         return DataCollatorForTokenClassification(tokenizer)
 
-    def compute_metrics(self, predictions, label_ids, labels):
+    def compute_metrics(self, evaluation):
         from seqeval.metrics import classification_report
 
+        labels = evaluation.labels
         gold, pred = [], []
         correct = total = 0
-        for p_row, l_row in zip(predictions, label_ids):
+        for p_row, l_row in zip(evaluation.predictions, evaluation.label_ids):
             keep = l_row != -100
             g = [labels[i] for i in l_row[keep]]
             p = [labels[i] if 0 <= i < len(labels) else "O" for i in p_row[keep]]
@@ -269,9 +271,17 @@ class Ner(peft_hub.Task):
 
     # -- prediction -------------------------------------------------------------------------------
 
-    def predict(self, model, tokenizer, texts, labels, options):
+    def score_notes(self, scores):
+        per_type = {k[3:]: v for k, v in scores.items() if k.startswith("f1_")}
+        return ["F1 per type: " + ", ".join(f"{t} {v:.3f}" for t, v in per_type.items())] if per_type else []
+
+    def sample_inputs(self):
+        return [{"text": "Anna Schmidt flew from Paris to Tokyo ."}, {"text": "Toyota opened a plant in Lyon ."}]
+
+    def predict(self, model, tokenizer, inputs, labels, options):
         import torch
 
+        texts = [i["text"] for i in inputs]
         words, spans = [], []
         for text in texts:
             matches = list(WORD_RE.finditer(text))
@@ -308,7 +318,8 @@ class Ner(peft_hub.Task):
             results.append({"text": text, "entities": found})
         return results
 
-    def format_prediction(self, text, prediction):
+    def format_prediction(self, inputs, prediction):
+        text = inputs["text"]
         if not prediction["entities"]:
             return f"{text}\n  (no entities)"
         rows = [f"  {e['type']:<6} {e['text']!r:<30} chars {e['start']}-{e['end']}  ({e['score']:.2f})" for e in prediction["entities"]]

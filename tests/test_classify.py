@@ -9,6 +9,7 @@ from conftest import shared_data
 from peft_hub import registry
 from peft_hub.errors import DataError
 from peft_hub.recipes import DataConfig
+from peft_hub.tasks import Evaluation
 
 
 @pytest.fixture
@@ -68,6 +69,6 @@ def test_tsv_with_wrong_column_count(task, tmp_path):
 
 
 def test_metrics_accuracy_and_macro_f1(task):
-    scores = task.compute_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"])
+    scores = task.compute_metrics(Evaluation(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"], [], []))
     assert scores["accuracy"] == 0.75
     assert scores["f1"] == pytest.approx((2 / 3 + 0.8) / 2)

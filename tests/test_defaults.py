@@ -3,6 +3,7 @@ data has none, and the collapse guard that says when a run learned nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -15,6 +16,7 @@ from peft_hub import adapt, guard, recipes, registry
 from peft_hub.cli import cli
 from peft_hub.errors import DataError, RecipeError
 from peft_hub.recipes import DataConfig
+from peft_hub.tasks import Evaluation
 
 
 def _run(tiny_model, out, *overrides, task="classify", method="lora"):
@@ -27,20 +29,24 @@ def _run(tiny_model, out, *overrides, task="classify", method="lora"):
 # -- the collapse guard ---------------------------------------------------------------------------
 
 
+def _floor(task, labels, predictions, label_ids):
+    evaluation = Evaluation(predictions, label_ids, labels, [], [])
+    constant = task.constant_predictions(evaluation)
+    return task.compute_metrics(dataclasses.replace(evaluation, predictions=constant))[task.primary_metric]
+
+
 def test_constant_prediction_scores_with_the_tasks_own_metric():
     classify, ner = registry.get_task("classify"), registry.get_task("ner")
     labels = np.array([0, 0, 0, 1, 2])
-
-    def score(p, y):
-        return classify.compute_metrics(p, y, ["a", "b", "c"])
-
-    floor = guard.majority_score(score, np.array([1, 1, 0, 2, 2]), labels, "accuracy")
-    assert floor == {"majority_accuracy": pytest.approx(0.6)}
+    evaluation = Evaluation(np.array([1, 1, 0, 2, 2]), labels, ["a", "b", "c"], [], [])
+    assert classify.compute_metrics(dataclasses.replace(evaluation, predictions=classify.constant_predictions(evaluation)))["accuracy"] \
+        == pytest.approx(0.6)
     # NER: the most common tag is O, so the constant prediction finds no entity at all
-    tags = ["B-PER", "I-PER", "O"]
     gold = np.array([[2, 0, 1, 2, -100], [2, 2, 2, 0, 2]])
-    floor = guard.majority_score(lambda p, y: ner.compute_metrics(p, y, tags), np.zeros_like(gold), gold, "f1")
-    assert floor == {"majority_f1": 0.0}
+    assert _floor(ner, ["B-PER", "I-PER", "O"], np.zeros_like(gold), gold) == 0.0
+    # no constant prediction for float predictions (a regression) nor for several label arrays (spans)
+    assert classify.constant_predictions(Evaluation(np.zeros(3), np.zeros(3), [], [], [])) is None
+    assert classify.constant_predictions(Evaluation(np.zeros(3, dtype=int), (labels, labels), [], [], [])) is None
     assert guard.at_majority_level({"f1": 0.0, "majority_f1": 0.0}, "f1")
     assert guard.at_majority_level({"f1": 0.615, "majority_f1": 0.6}, "f1")  # less than 5% of the way to 1
     assert guard.at_majority_level({"f1": 0.0188, "majority_f1": 0.0066}, "f1")  # 3 of 50 labels predicted
@@ -66,9 +72,20 @@ def test_warnings_name_the_split_the_level_and_what_to_try():
     assert guard.progress_note({"f1": 0.5, "majority_f1": 0.1}) == ""
 
 
-def test_a_run_that_cannot_learn_is_flagged_everywhere(tiny_model, tmp_path, cli_runner):
-    """A learning rate far too small for the steps given: the random head finds almost no entity
-    and the loss stays flat; the summary, metrics.json and report say so."""
+def test_a_run_that_cannot_learn_is_flagged_everywhere(tiny_model, tmp_path, cli_runner, monkeypatch):
+    """A learning rate far too small for the steps given, and a head that starts at zero (so it
+    predicts O everywhere, whatever the tiny model's random weights): the scores stay at the
+    constant prediction's level and the loss stays flat; the summary, metrics.json and report say so."""
+    task = registry.get_task("ner")
+    build = type(task).build_model
+
+    def zero_head(self, *args, **kwargs):
+        model = build(self, *args, **kwargs)
+        for parameter in model.classifier.parameters():
+            parameter.data.zero_()
+        return model
+
+    monkeypatch.setattr(type(task), "build_model", zero_head)
     out = tmp_path / "stuck"
     result = cli_runner.invoke(cli, [
         "adapt", "--method", "lora", "--task", "ner", "--model", str(tiny_model), "--output", str(out),
@@ -103,7 +120,8 @@ def _keyword_data(directory):
 
 def test_a_run_that_learns_is_not_flagged(tiny_model, tmp_path, cli_runner):
     data = _keyword_data(tmp_path / "data")
-    loaded, _ = _run(tiny_model, tmp_path / "ok", f"data.path={data}", "training.epochs=8", "training.learning_rate=1e-2", "training.logging_steps=5")
+    loaded, _ = _run(tiny_model, tmp_path / "ok", f"data.path={data}", "training.epochs=8", "training.learning_rate=1e-2",
+                     "training.logging_steps=5")
     assert not guard.at_majority_level(loaded.metrics["dev"], "f1")
     assert loaded.metrics["warnings"] == []
     report = cli_runner.invoke(cli, ["report", str(tmp_path / "ok"), "--png", str(tmp_path / "r.png")])

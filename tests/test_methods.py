@@ -1,6 +1,7 @@
-"""Every registered method x every registered task on a tiny model: trains (loss goes down),
-trains exactly the parameters the method promises, saves, reloads to identical predictions.
-A newly registered method joins the matrix automatically."""
+"""Every registered method x every registered task on a tiny model: trains (loss goes down) on
+the task's own sample data, trains exactly the parameters the method promises, saves, reloads to
+identical predictions, merges where the method can. A newly installed method or task (a
+third-party one too) joins the matrix automatically."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import torch
 
 from peft_hub import adapt, recipes, registry
 from peft_hub.models import encoder_layers
+from peft_hub.recipes import DataConfig
 
 METHODS = sorted(registry.methods())
 TASKS = sorted(registry.tasks())
-TEXTS = {"ner": ["Anna Schmidt flew from Paris to Tokyo .", "Toyota opened a plant in Lyon ."],
-         "classify": ["the staff were friendly", "a dull movie"]}
+TEXTS = {"ner": ["Anna Schmidt flew from Paris to Tokyo .", "Toyota opened a plant in Lyon ."]}
 
 
 def _numel(module):
@@ -50,20 +51,48 @@ def expected_trainable(method: str, model, options, task) -> int | None:
     return None
 
 
+def _sample(task):
+    """(labels, splits) of the task's own sample data."""
+    splits = task.read_data(DataConfig(path=str(task.sample_data())), task.Options())
+    return task.labels(splits), splits
+
+
+def _outputs(output) -> list:
+    return [v for k, v in output.items() if k != "loss" and torch.is_tensor(v)]
+
+
+def _assert_same(a, b, where="prediction"):
+    """Equal JSON-able predictions, floats to 1e-3 (scores are rounded to 4 decimals)."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=1e-3), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
 @pytest.mark.parametrize("task_name", TASKS)
 @pytest.mark.parametrize("method_name", METHODS)
 def test_method_x_task(method_name, task_name, tiny_model, tmp_path):
+    """Trains on the task's own sample data, saves, reloads to the same predictions and outputs,
+    and merges to a model with the same outputs where the method can merge."""
     data, _ = recipes.compose(None, {
         "task.name": task_name, "method.name": method_name, "model.name": str(tiny_model),
         "output.dir": str(tmp_path / "run"), "training.epochs": 6, "training.logging_steps": 1,
         "training.learning_rate": 5e-3, "training.seed": 1,
     })
     resolved = recipes.validate(data)
-    task, options = resolved.task, resolved.method_options
+    task, method, options = resolved.task, resolved.method, resolved.method_options
 
     # the promised number of trainable parameters, from the plain model
-    plain = task.build_model(str(tiny_model), ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
-                             if task_name == "ner" else ["negative", "positive"])
+    labels, splits = _sample(task)
+    plain = task.build_model(str(tiny_model), labels)
     expected = expected_trainable(method_name, plain, options, task)
 
     trained = adapt.run(resolved, quiet=True, echo=lambda m: None)
@@ -74,15 +103,23 @@ def test_method_x_task(method_name, task_name, tiny_model, tmp_path):
     losses = [e["loss"] for e in metrics["history"] if "loss" in e]
     assert min(losses[-4:]) < losses[0], losses
 
-    before = trained.predict(TEXTS[task_name])
+    inputs = task.sample_inputs()
+    before = trained.predict(inputs)
     reloaded = adapt.load_run(trained.directory)
-    after = reloaded.predict(TEXTS[task_name])
-    strip = (lambda ps: [[(e["type"], e["start"], e["end"]) for e in p["entities"]] for p in ps]) if task_name == "ner" \
-        else (lambda ps: [p["label"] for p in ps])
-    assert strip(after) == strip(before)
-    batch = reloaded.tokenizer(TEXTS[task_name], padding=True, return_tensors="pt")
+    _assert_same(reloaded.predict(inputs), before)
+    features = task.encode(splits["train"][:3], reloaded.tokenizer, trained.labels, resolved.task_options)
+    batch = task.collator(reloaded.tokenizer)(features)
     with torch.no_grad():
-        torch.testing.assert_close(reloaded.model(**batch).logits, trained.model(**batch).logits, rtol=1e-4, atol=1e-5)
+        expected_outputs = _outputs(trained.model(**batch))
+        for got, want in zip(_outputs(reloaded.model(**batch)), expected_outputs, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    if method.cannot_merge:
+        return
+    merged = task.build_model(str(adapt.merge(trained.directory, tmp_path / "merged")), trained.labels)
+    merged.eval()
+    with torch.no_grad():
+        for got, want in zip(_outputs(merged(**batch)), expected_outputs, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_prefix_receives_gradients_and_changes_outputs(tiny_model):

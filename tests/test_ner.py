@@ -10,6 +10,7 @@ from peft_hub import registry
 from peft_hub.data import TaggedSentence
 from peft_hub.errors import DataError
 from peft_hub.recipes import DataConfig
+from peft_hub.tasks import Evaluation
 
 ner_module = pytest.importorskip("peft_hub_plugins.ner")
 
@@ -97,7 +98,7 @@ def test_compute_metrics_entity_level(task):
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     gold = np.array([[-100, 1, 2, 0, 3, -100], [-100, 3, 4, 0, 0, -100]])
     pred = np.array([[0, 1, 2, 0, 0, 0], [0, 3, 0, 0, 1, 0]])
-    scores = task.compute_metrics(pred, gold, labels)
+    scores = task.compute_metrics(Evaluation(pred, gold, labels, [], []))
     # gold: PER(0-2), LOC(3), LOC(1-3); predicted: PER(0-2), LOC(1), PER(4): 1 correct of 3 predicted / 3 gold
     assert scores["precision"] == pytest.approx(1 / 3)
     assert scores["recall"] == pytest.approx(1 / 3)

@@ -66,10 +66,13 @@ def test_blocks_pack_documents(tokenizer):
     blocks = list(build_blocks(SENTENCES, builder))
     assert all(len(b["input_ids"]) <= 16 for b in blocks)
     assert all(b["input_ids"][0] == tokenizer.cls_token_id and b["input_ids"][-1] == tokenizer.sep_token_id for b in blocks)
-    total = sum(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in SENTENCES)
-    packed = sum(len(b["input_ids"]) - 2 for b in blocks)
-    # every token once, plus a [SEP] between documents; a tail shorter than a quarter block is dropped
-    assert 0 <= total + len(SENTENCES) - 1 - packed < 14 // 4
+    stream = [i for s in SENTENCES for i in tokenizer(s, add_special_tokens=False)["input_ids"]]
+    packed = [i for b in blocks for i in b["input_ids"][1:-1]]
+    # every token once, in order, with a [SEP] between documents (none at the start of a block);
+    # a tail shorter than a quarter block is dropped
+    assert packed.count(tokenizer.sep_token_id) <= len(SENTENCES) - 1
+    content = [i for i in packed if i != tokenizer.sep_token_id]
+    assert content == stream[: len(content)] and 0 <= len(stream) - len(content) < 14 // 4
     for b in blocks:
         assert len(b["word_ids"]) == len(b["input_ids"]) and b["word_ids"][0] == -1
     lines = list(build_blocks(SENTENCES, BlockBuilder(tokenizer, block_size=8, line_by_line=True)))
