@@ -23,6 +23,8 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # peft's prompt-learning methods (prefix) drop segment ids, in training and prediction alike
+    warnings.filterwarnings("ignore", message="Token type ids are not supported for parameter efficient tuning")
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -77,6 +79,16 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     if isinstance(positions, int) and positions < tokenizer.model_max_length:
         tokenizer.model_max_length = positions
     return tokenizer
+
+
+def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after one sequence: ``([CLS], [SEP])`` for BERT,
+    ``(<s>, </s>)`` for RoBERTa. (Fast tokenizers of transformers 5 have no
+    ``build_inputs_with_special_tokens``.)"""
+    probe = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    start = next(i for i in range(len(full)) if full[i : i + len(probe)] == probe)
+    return full[:start], full[start + len(probe):]
 
 
 def load_pretrained(loader: Callable[..., Any], path: str, **kwargs: Any) -> Any:

@@ -53,6 +53,8 @@ class Evaluation:
     features: list[dict]
     #: the raw examples of the split, in order (what :meth:`Task.read_data` returned)
     examples: list
+    #: the run's task options
+    options: Any = None
 
 
 class Task(Head):

@@ -17,6 +17,7 @@ from typing import Any
 
 from .data import find_split_files, is_saved_dataset, jsonl_objects, load_dataset_splits, read_lines
 from .errors import DataError
+from .models import special_tokens
 
 PUBTATOR_RE = re.compile(r"^(\d+)\|([ta])\|(.*)$")
 FORMATS = ("auto", "text", "jsonl", "pubtator")
@@ -147,11 +148,7 @@ class BlockBuilder:
 
     def __init__(self, tokenizer: Any, block_size: int, line_by_line: bool = False, word_ids: bool = False):
         self.tokenizer = tokenizer
-        # the single-sequence template, e.g. [CLS] ... [SEP] or <s> ... </s>
-        probe = tokenizer("a", add_special_tokens=False)["input_ids"]
-        full = tokenizer("a", add_special_tokens=True)["input_ids"]
-        start = next(i for i in range(len(full)) if full[i : i + len(probe)] == probe)
-        self.prefix, self.suffix = full[:start], full[start + len(probe):]
+        self.prefix, self.suffix = special_tokens(tokenizer)  # [CLS] ... [SEP] or <s> ... </s>
         self.special_ids = set(tokenizer.all_special_ids)
         self.size = block_size - len(self.prefix) - len(self.suffix)
         self.line_by_line = line_by_line

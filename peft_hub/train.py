@@ -460,8 +460,8 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
 
     def compute_metrics(prediction: Any) -> dict:
         dataset = trainer.evaluating
-        evaluation = Evaluation(prediction.predictions, prediction.label_ids, labels,
-                                getattr(dataset, "features", []), getattr(dataset, "examples", []))
+        evaluation = Evaluation(prediction.predictions, prediction.label_ids, labels, getattr(dataset, "features", []),
+                                getattr(dataset, "examples", []), resolved.task_options)
         scores = task.compute_metrics(evaluation)
         constant = task.constant_predictions(evaluation)
         if constant is not None and metric in scores:

@@ -24,15 +24,9 @@ def shared_data(name: str) -> Path:
 
 
 def _corpus() -> list[str]:
-    lines = []
-    for path in sorted(SAMPLES.rglob("*")):
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if "\t" in line:
-                    lines.append(line.split("\t")[0])
-                elif line.strip():
-                    lines.append(line.split()[0])
-    return lines
+    """Every line of the built-in sample data (all tasks)."""
+    return [line for path in sorted(SAMPLES.rglob("*")) if path.is_file()
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _vocabulary(size: int = 600) -> list[str]:
