@@ -23,7 +23,7 @@ done
 import json, statistics, sys
 seeds = sys.argv[1:]
 p = json.load(open("runs/dapt/metrics.json"))
-print(f"pretrain: held-out perplexity {p['perplexity_before']:.1f} -> {p['perplexity_after']:.2f}, "
+print(f"pretrain: held-out perplexity {p['heldout_before']['perplexity']:.1f} -> {p['heldout_after']['perplexity']:.2f}, "
       f"{p['train_steps']} steps, {p['train_runtime_s']:.0f} s\n")
 print("| base | " + " | ".join(f"seed {s} test F1" for s in seeds) + " | test F1 mean +- std | dev F1 mean |")
 print("|---|" + "---:|" * (len(seeds) + 2))

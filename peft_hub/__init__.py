@@ -1,7 +1,7 @@
 """peft-hub: parameter-efficient fine-tuning for encoder language models, with a plugin registry.
 
-The public plugin API, used by the built-in plugins in ``plugins/`` exactly as by a third-party
-package ``peft-hub-<name>``::
+The public plugin API: everything a plugin needs, used by the built-in plugins in ``plugins/``
+exactly as by a third-party package ``peft-hub-<name>`` (a test holds them to these names)::
 
     import peft_hub
 
@@ -12,24 +12,57 @@ package ``peft-hub-<name>``::
 Importing this package is cheap: torch, transformers and peft load only when a run needs them.
 """
 
+from .data import (
+    SPLIT_NAMES,
+    TaggedSentence,
+    is_saved_dataset,
+    load_dataset_splits,
+    read_columns,
+    read_jsonl,
+    read_lines,
+    split_files,
+)
 from .errors import DataError, ModelError, PeftHubError, RecipeError, RunDirError, UnknownNameError
+from .heads import Head
 from .hookspecs import hookimpl
-from .methods import Method, PeftMethod
+from .methods import Method, PeftMethod, StateDictMethod, train_head, train_only
+from .models import encoder_layers, load_pretrained, load_with_head, special_tokens
 from .objectives import Objective
 from .options import Options, option
-from .tasks import Splits, Task
+from .tasks import Evaluation, Splits, Task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # writing a plugin
     "hookimpl",
     "Method",
     "PeftMethod",
+    "StateDictMethod",
     "Task",
     "Objective",
+    "Head",
+    "Evaluation",
     "Splits",
     "Options",
     "option",
+    # helpers for methods: which parameters train, where the encoder layers are
+    "train_only",
+    "train_head",
+    "encoder_layers",
+    # helpers for tasks and objectives: loading models, reading data files
+    "load_pretrained",
+    "load_with_head",
+    "special_tokens",
+    "split_files",
+    "SPLIT_NAMES",
+    "read_lines",
+    "read_jsonl",
+    "read_columns",
+    "TaggedSentence",
+    "is_saved_dataset",
+    "load_dataset_splits",
+    # errors: raise them with the bad value and the fix; the CLI turns them into messages
     "PeftHubError",
     "DataError",
     "ModelError",

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from . import guard, models, recipes, rundir
+from .runs import begin, cost_metrics, count_parameters
 from .rundir import Echo
 from .errors import DataError, RunDirError
 from .progress import track
@@ -73,12 +74,6 @@ def limit_samples(task: Any, splits: dict[str, list], data: DataConfig, echo: Ec
                      + ("the model cannot learn the others" if name == "train" else "its scores cover only those")
                      + f". Shuffle the file, or raise data.{option}.")
     return limited
-
-
-def count_parameters(model: Any) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
 
 
 def _prefixed(metrics: dict, prefix: str) -> dict:
@@ -139,15 +134,10 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
     what metrics.json holds)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
-    from .train import FeatureDataset, default_head_rate, head_input_rms, peak_memory_mb, task_trainer, train_resumably
+    from .train import FeatureDataset, default_head_rate, head_input_rms, task_trainer, train_resumably
 
-    out, echo, main = rundir.start(recipe.output, f"{task.name}-{method.name}", echo)
-    models.quiet_libraries()
-    import transformers
-
-    transformers.set_seed(recipe.training.seed)
-    model_path = models.resolve(recipe.model.name)
-    tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
+    started = begin(resolved, f"{task.name}-{method.name}", echo)
+    out, echo, main, model_path, tokenizer = started.out, started.echo, started.main, started.model_path, started.tokenizer
 
     splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
     splits = hold_out_dev(splits, recipe.data.validation_split, recipe.training.seed, echo)
@@ -189,30 +179,22 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
                            learning_rates=dict.fromkeys(head, head_lr))
     result = train_resumably(trainer, recipe.output.resume, out)
     model = trainer.model
-    runtime = result.metrics["train_runtime"] - trainer.clock.excluded
 
     metrics: dict[str, Any] = {}
-    best = [e for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == trainer.state.best_global_step]
+    scored = f"eval_{resolved.primary_metric}"
+    best = [e for e in trainer.state.log_history if scored in e and e.get("step") == trainer.state.best_global_step]
     if best:  # the dev scores of the kept (best) checkpoint: no need to evaluate again
         metrics["dev"] = _prefixed(best[-1], "eval_")
     elif dev is not None:
         metrics["dev"] = _prefixed(trainer.evaluate(eval_dataset=dev, metric_key_prefix="dev"), "dev_")
     if "test" in features:
         metrics["test"] = _prefixed(trainer.evaluate(eval_dataset=features["test"], metric_key_prefix="test"), "test_")
-    tokens = trainer.state.num_input_tokens_seen
     metrics.update(
-        trainable_params=trainable,
-        total_params=total,
-        trainable_percent=round(100 * trainable / total, 4),
+        cost_metrics(trainer, result, trainable, total),
         quantization=quant,
         base_weight_memory_mb=memory,
-        train_runtime_s=round(runtime, 2),
-        train_steps=result.global_step,
         best_step=trainer.state.best_global_step,
-        train_tokens=tokens,
-        train_tokens_per_s=round(tokens / runtime, 1) if runtime > 0 else None,
         train_loss=result.training_loss,
-        peak_memory_mb=peak_memory_mb(),
         primary_metric=resolved.primary_metric,
         greater_is_better=task.greater_is_better,
         summary_metrics=list(task.summary_metrics or (resolved.primary_metric,)),

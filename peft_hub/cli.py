@@ -93,50 +93,32 @@ def cli():
 
 
 def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool, kind: str | None = None) -> None:
-    from . import recipes
+    from . import recipes, runs
+    from .train import is_main_process
 
     _setup_logging(quiet)
     data, source = recipes.compose(recipe, flags, list(overrides))
     resolved = recipes.validate_any(data, source)
-    if isinstance(resolved, recipes.Pipeline):
-        if kind:
-            raise click.UsageError(f"{source} has stages; run it with `peft-hub run`.")
-        outputs: dict[str, str] = {}
-        for index, (name, _) in enumerate(resolved.stages):
-            stage = resolved.resolved_stage(index, outputs)
-            click.echo(f"== stage {name} ({stage.kind}) ==", err=True)
-            outputs[name] = _run_one(stage, quiet, as_json)
-        return
+    if kind and isinstance(resolved, recipes.Pipeline):
+        raise click.UsageError(f"{source} has stages; run it with `peft-hub run`.")
     if kind and resolved.kind != kind:
         raise click.UsageError(f"{source} is a {resolved.kind} recipe; run it with `peft-hub {resolved.kind}` or `peft-hub run`.")
-    _run_one(resolved, quiet, as_json)
-
-
-def _run_one(resolved, quiet: bool, as_json: bool) -> str:
-    from . import adapt, pretrain
-    from .train import is_main_process
-
-    if resolved.kind == "pretrain":
-        out, metrics = pretrain.run(resolved, quiet=quiet, echo=_echo(quiet))
-        summary = _pretrain_summary
-    else:
-        trained = adapt.run(resolved, quiet=quiet, echo=_echo(quiet))
-        out, metrics = trained.directory, trained.metrics
-        summary = lambda out, metrics: _summary(out, metrics, resolved.task)  # noqa: E731
-    if not is_main_process():
-        return str(out)
-    if as_json:
-        click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
-    else:
-        click.echo(summary(out, metrics))
-    return str(out)
+    for stage, out, metrics in runs.run(resolved, quiet=quiet, echo=_echo(quiet), announce=lambda m: click.echo(m, err=True)):
+        if not is_main_process():
+            continue
+        if as_json:
+            click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
+        elif stage.kind == "pretrain":
+            click.echo(_pretrain_summary(out, metrics))
+        else:
+            click.echo(_summary(out, metrics, stage.task))
 
 
 def _pretrain_summary(out: Path, metrics: dict) -> str:
     return "\n".join([
         f"\nModel saved to {out}",
-        f"held-out perplexity {metrics['perplexity_before']:.2f} -> {metrics['perplexity_after']:.2f} "
-        f"({metrics['heldout_masked_tokens']:,} masked tokens)",
+        f"held-out {metrics['primary_metric']} {metrics['heldout_before'][metrics['primary_metric']]:.4g} -> "
+        f"{metrics['heldout_after'][metrics['primary_metric']]:.4g} ({metrics['heldout_examples']:,} held-out examples)",
         f"{metrics['train_steps']} steps in {metrics['train_runtime_s']:.1f} s, {metrics['train_tokens_per_s'] or 0:,.0f} tokens/s",
         f"Next: peft-hub adapt --model {out} --method lora --task ner --data DIR",
     ])
@@ -268,8 +250,8 @@ Examples:
   peft-hub pretrain --objective wwm --data corpus/ --text-field body --block-size 256 --method lora
   peft-hub adapt --model runs/dapt --method lora --task ner --data ../shared/data/NCBI-disease-IOB
 """)
-@click.option("--objective", help="Self-supervised objective (see `peft-hub objectives list`)  [default: mlm]")
-@click.option("--method", "-m", help="How the encoder trains  [default: full]")
+@click.option("--objective", help="Self-supervised objective, e.g. mlm (see `peft-hub objectives list`).")
+@click.option("--method", "-m", help="How the encoder trains  [default: the objective's; full for mlm and wwm]")
 @click.option("--model", help="Base model: alias, local directory or hub id  [default: minilm]")
 @click.option("--data", "-d", multiple=True, help="Text files, folders, a saved dataset or hub id (repeatable).")
 @click.option("--validation", help="Held-out text file  [default: valid*/dev* beside the data, else every 20th document]")
@@ -289,12 +271,14 @@ def pretrain(objective, method, model, data, validation, validation_split, fmt, 
              streaming, output, recipe, num_processes, quiet, json_, overrides, **run):
     """Continue pretraining an encoder on unlabelled text with a self-supervised objective.
 
-    Reports held-out perplexity before and after; the output directory is a model that
+    Reports the objective's held-out score (masked LM: perplexity) before and after; the output directory is a model that
     `peft-hub adapt --model` takes. A model without a pretraining head gets a fresh one that
     warms up alone first.
     """
+    if recipe is None and not objective:
+        raise click.UsageError("Name an --objective (e.g. --objective mlm), or give a --recipe.")
     flags = {
-        "objective.name": objective or (None if recipe else "mlm"), "method.name": method, "model.name": model,
+        "objective.name": objective, "method.name": method, "model.name": model,
         "data.path": list(data) or None, "data.validation": validation, "data.validation_split": validation_split,
         "data.format": fmt, "data.text_field": text_field, "data.block_size": block_size,
         "data.line_by_line": line_by_line, "data.streaming": streaming, "output.dir": output, **run_flags(run),

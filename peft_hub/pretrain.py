@@ -2,9 +2,10 @@
 -> Trainer -> a model directory that ``peft-hub adapt --model`` takes.
 
 The output directory holds a plain transformers model (``save_pretrained``; a method such as LoRA
-is merged into the encoder first) and its tokenizer, plus ``metrics.json`` with the held-out
-perplexity before and after training, ``recipe.yaml``, ``curves.png``, TensorBoard events and
-``run.json``.
+is merged into the encoder first) and its tokenizer, plus ``metrics.json`` with the objective's
+held-out scores before and after training (masked LM: perplexity), ``recipe.yaml``, ``curves.png``,
+TensorBoard events and ``run.json`` (which records the objective: ``adapt --model`` on this
+directory never takes its pretraining head for a task head).
 """
 
 from __future__ import annotations
@@ -18,52 +19,14 @@ from typing import Any
 
 from . import models, rundir
 from .rundir import Echo
-from .adapt import count_parameters
-from .errors import DataError
+from .runs import begin, cost_metrics, count_parameters
+from .errors import DataError, PeftHubError
 from .progress import track
 from .recipes import Resolved
 from .text import BlockBuilder, build_blocks, documents, hold_out, streaming_blocks, text_files
 
 #: with streaming and no validation file, held-out documents come from this many first documents
 STREAM_HOLDOUT_WINDOW = 20_000
-
-
-def perplexity(model: Any, features: list[dict], collate: Callable, batch_size: int = 32) -> tuple[float, int]:
-    """exp(mean cross-entropy over every labelled token) and the number of those tokens.
-
-    Token-weighted over the whole set (not a mean of batch means), so it does not depend on how
-    the examples are batched."""
-    import torch
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(features), batch_size):
-            batch = collate(features[start : start + batch_size])
-            labels = batch.pop("labels").to(device)
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            total += torch.nn.functional.cross_entropy(
-                logits.float().view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100, reduction="sum"
-            ).item()
-            count += int((labels != -100).sum())
-    model.train(was_training)
-    if count == 0:
-        raise DataError("The held-out text produced no masked tokens; give more validation text.")
-    return math.exp(total / count), count
-
-
-def _static_masked(blocks: list[dict], collator: Any) -> list[dict]:
-    """Mask the held-out blocks once (fixed seed), so perplexity before and after compares alike."""
-    masked = []
-    for start in range(0, len(blocks), 64):
-        chunk = blocks[start : start + 64]
-        batch = collator(chunk)
-        for row, block in enumerate(chunk):
-            n = len(block["input_ids"])
-            masked.append({"input_ids": batch["input_ids"][row, :n].tolist(), "labels": batch["labels"][row, :n].tolist()})
-    return masked
 
 
 def _head_warmup(fresh_params: set[str], steps: int):
@@ -135,19 +98,15 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     """Continue pretraining a model on text; returns the output directory and its metrics."""
     recipe, objective, method = resolved.recipe, resolved.objective, resolved.method
     d, t = recipe.data, recipe.training
-    from .train import FeatureDataset, build_trainer, peak_memory_mb, train_resumably
+    from .train import FeatureDataset, build_trainer, train_resumably
 
-    out, echo, main = rundir.start(recipe.output, f"pretrain-{objective.name}", echo)
-    models.quiet_libraries()
-    import transformers
-
-    transformers.set_seed(t.seed)
-    model_path = models.resolve(recipe.model.name)
-    tokenizer = models.load_tokenizer(model_path, recipe.model.trust_remote_code)
+    started = begin(resolved, f"pretrain-{objective.name}", echo)
+    out, echo, main, model_path, tokenizer = started.out, started.echo, started.main, started.model_path, started.tokenizer
     if d.block_size > tokenizer.model_max_length:
         raise DataError(f"data.block_size={d.block_size} is more than the {tokenizer.model_max_length} positions of "
                         f"{model_path}. Use --block-size {tokenizer.model_max_length} or less.")
-    block_args = dict(block_size=d.block_size, line_by_line=d.line_by_line, word_ids=objective.needs_word_ids)
+    by_document = d.line_by_line or objective.input_unit == "documents"
+    block_args = dict(block_size=d.block_size, line_by_line=by_document, word_ids=objective.needs_word_ids)
 
     train_docs, held_docs = _corpus(resolved, echo)
     if not held_docs:
@@ -165,7 +124,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
              + (f"; {builder.truncated} documents truncated" if builder.truncated else ""))
     held = list(build_blocks(held_docs, BlockBuilder(tokenizer, **block_args), limit=d.max_eval_samples))
     options = resolved.objective_options
-    eval_features = FeatureDataset(_static_masked(held, objective.collator(tokenizer, options, seed=t.seed + 1)))
+    eval_features = FeatureDataset(objective.heldout(held, tokenizer, options, seed=t.seed + 1))
+    metric = objective.primary_metric
 
     quant = recipe.model.quantization
     model, fresh = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code,
@@ -180,30 +140,37 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
              f"Only the head trains for the first {t.head_warmup_steps} steps.")
         callbacks.append(_head_warmup(set(fresh), t.head_warmup_steps))
         head_rates = dict.fromkeys(fresh, head_lr)
-    from transformers import DataCollatorForTokenClassification
+    def evaluate(model: Any) -> dict[str, float]:
+        scores = objective.evaluate(model, eval_features.features, tokenizer, options, t.eval_batch_size)
+        if metric not in scores:
+            raise PeftHubError(f"Objective {objective.name!r} declares primary_metric={metric!r}, but its evaluate() "
+                               f"returned only {sorted(scores)}. Fix the objective plugin.")
+        return scores
 
-    pad = DataCollatorForTokenClassification(tokenizer)
-    before, masked_tokens = perplexity(model, eval_features.features, pad, t.eval_batch_size)
-    echo(f"Held-out perplexity before training: {before:.2f} ({len(eval_features)} blocks, {masked_tokens:,} masked tokens)")
+    before = evaluate(model)
+    echo(f"Held-out {metric} before training: {before[metric]:.4g} ({len(eval_features)} examples; "
+         + ", ".join(f"{k} {v:.4g}" for k, v in before.items() if k != metric) + ")")
 
     model = method.apply(model, resolved.method_options, objective)
     trainable, total = count_parameters(model)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
 
+    from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
+
     if t.early_stopping_patience:
-        callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
+
     total_steps = t.max_steps or math.ceil(len(train) / t.batch_size * t.epochs)
     trainer = build_trainer(
         t, resolved.learning_rate, model, tokenizer, train, eval_features, out,
-        collator=_EvalAwareCollator(objective.collator(tokenizer, options), pad),
+        collator=_EvalAwareCollator(objective.collator(tokenizer, options), DataCollatorForTokenClassification(tokenizer)),
         eval_steps=t.eval_steps or max(1, total_steps // 5), quiet=quiet, callbacks=tuple(callbacks),
         batch_transform=objective.prepare_training(model, options), learning_rates=head_rates,
     )
     result = train_resumably(trainer, recipe.output.resume, out)
-    runtime = result.metrics["train_runtime"] - trainer.clock.excluded
     model = trainer.model
-    after, _ = perplexity(model, eval_features.features, pad, t.eval_batch_size)
-    echo(f"Held-out perplexity after training: {after:.2f}")
+    after = evaluate(model)
+    echo(f"Held-out {metric} after training: {after[metric]:.4g}")
 
     if not main:
         return out, {}
@@ -215,21 +182,15 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     merged = method.merge(model)
     merged.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
-    tokens = trainer.state.num_input_tokens_seen
     metrics = {
-        "perplexity_before": before,
-        "perplexity_after": after,
-        "heldout_blocks": len(eval_features),
-        "heldout_masked_tokens": masked_tokens,
+        "primary_metric": metric,
+        "greater_is_better": objective.greater_is_better,
+        "heldout_before": before,
+        "heldout_after": after,
+        "heldout_examples": len(eval_features),
         "fresh_head_weights": fresh,
         "quantization": quant,
-        "trainable_params": trainable,
-        "total_params": total,
-        "train_steps": result.global_step,
-        "train_runtime_s": round(runtime, 2),
-        "train_tokens": tokens,
-        "train_tokens_per_s": round(tokens / runtime, 1) if runtime > 0 else None,
-        "peak_memory_mb": peak_memory_mb(),
+        **cost_metrics(trainer, result, trainable, total),
         "history": trainer.state.log_history,
     }
     rundir.finish(out, resolved, metrics, {"objective": objective.name, "method": method.name, "base_model": model_path},

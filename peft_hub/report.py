@@ -36,7 +36,7 @@ def primary_metric(metrics: dict) -> str:
 
 
 def load(run_dir: str | Path) -> dict[str, Any]:
-    """One row: what ran and how it scored (adapt: the primary metric; pretrain: perplexity)."""
+    """One row: what ran and how it scored (the task's or the objective's primary metric)."""
     run = Path(run_dir)
     try:
         info = json.loads((run / "run.json").read_text(encoding="utf-8"))
@@ -55,8 +55,8 @@ def load(run_dir: str | Path) -> dict[str, Any]:
         **{k: metrics.get(k) for k in ("trainable_params", "trainable_percent", "train_runtime_s", "train_tokens_per_s", "peak_memory_mb", "train_steps")},
     }
     if row["kind"] == "pretrain":
-        row["metric"] = "perplexity"
-        row["dev"], row["test"] = metrics.get("perplexity_after"), None
+        row["metric"] = metrics.get("primary_metric", "loss")
+        row["dev"], row["test"] = (metrics.get("heldout_after") or {}).get(row["metric"]), None
         row["trainable_percent"] = row["trainable_percent"] or 100 * metrics["trainable_params"] / metrics["total_params"]
     else:
         name = primary_metric(metrics)

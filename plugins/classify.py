@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import peft_hub
-from peft_hub import DataError, option
-from peft_hub.data import is_saved_dataset, load_dataset_splits, read_jsonl, read_lines, split_files
-from peft_hub.models import load_with_head
+from peft_hub import (
+    DataError,
+    is_saved_dataset,
+    load_dataset_splits,
+    load_with_head,
+    option,
+    read_jsonl,
+    read_lines,
+    split_files,
+)
 
 log = logging.getLogger("peft_hub.classify")
 TEXT_NAMES = ("text", "sentence", "content", "review", "document")

@@ -4,7 +4,7 @@ measured against; its saved state is the whole model."""
 from __future__ import annotations
 
 import peft_hub
-from peft_hub.methods import StateDictMethod, train_only
+from peft_hub import StateDictMethod, train_only
 
 
 class Full(StateDictMethod):

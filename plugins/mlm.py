@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import logging
+import math
 import os
 
 import peft_hub
-from peft_hub import option
-from peft_hub.models import load_pretrained
+from peft_hub import load_pretrained, option
 
 log = logging.getLogger("peft_hub.mlm")
 
@@ -126,11 +126,38 @@ class SparseHead:
         return cls(heads[0])
 
 
+def perplexity(model, features: list[dict], collate, batch_size: int = 32) -> tuple[float, int]:
+    """exp(mean cross-entropy over every labelled token) and the number of those tokens.
+
+    Token-weighted over the whole set (not a mean of batch means), so it does not depend on how
+    the examples are batched."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            batch = collate(features[start : start + batch_size])
+            labels = batch.pop("labels").to(device)
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            total += torch.nn.functional.cross_entropy(
+                logits.float().view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100, reduction="sum"
+            ).item()
+            count += int((labels != -100).sum())
+    model.train(was_training)
+    if count == 0:
+        raise peft_hub.DataError("The held-out text produced no masked tokens; give more validation text.")
+    return math.exp(total / count), count
+
+
 class MaskedLM(peft_hub.Objective):
     name = "mlm"
     description = "Masked language modelling: 15% of tokens, dynamic each epoch, 80% [MASK] / 10% random / 10% kept."
     Options = MlmOptions
     keep_full_precision = ["cls", "lm_head"]  # the head (BERT: cls, RoBERTa: lm_head) stays out of 8-bit/4-bit
+    default_method = "full"  # continued pretraining updates the whole encoder unless told otherwise
 
     def build_model(self, model_path, **load_kwargs):
         from transformers import AutoModelForMaskedLM
@@ -167,6 +194,15 @@ class MaskedLM(peft_hub.Objective):
 
     def prepare_training(self, model, options):
         return SparseHead.attach(model) if options.sparse_head else None
+
+    primary_metric = "perplexity"
+
+    def evaluate(self, model, heldout, tokenizer, options, batch_size=32):
+        """Perplexity over the held-out blocks, masked once (the default :meth:`heldout`)."""
+        from transformers import DataCollatorForTokenClassification
+
+        value, count = perplexity(model, heldout, DataCollatorForTokenClassification(tokenizer), batch_size)
+        return {"perplexity": value, "masked_tokens": count}
 
 
 class WholeWordMasking(MaskedLM):

@@ -16,9 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import peft_hub
-from peft_hub import DataError, option
-from peft_hub.data import TaggedSentence, is_saved_dataset, load_dataset_splits, read_columns, read_jsonl, split_files
-from peft_hub.models import load_with_head
+from peft_hub import (
+    DataError,
+    TaggedSentence,
+    is_saved_dataset,
+    load_dataset_splits,
+    load_with_head,
+    option,
+    read_columns,
+    read_jsonl,
+    split_files,
+)
 
 log = logging.getLogger("peft_hub.ner")
 TAG_RE = re.compile(r"^(?:O|([BIESLU])-(.+))$")

@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import Literal
 
 import peft_hub
-from peft_hub import DataError, option
-from peft_hub.data import SPLIT_NAMES, read_jsonl, read_lines, split_files
+from peft_hub import (
+    SPLIT_NAMES,
+    DataError,
+    load_pretrained,
+    load_with_head,
+    option,
+    read_jsonl,
+    read_lines,
+    split_files,
+)
 
 log = logging.getLogger("peft_hub.pair")
 TEXT_NAMES = ("sentence1", "sentence_a", "premise", "text_a", "question1", "text", "sentence")
@@ -249,8 +257,6 @@ class Pair(peft_hub.Task):
 
     def build_model(self, model_path, labels, **load_kwargs):
         from transformers import AutoModelForSequenceClassification
-
-        from peft_hub.models import load_pretrained, load_with_head
 
         if labels:
             return load_with_head(AutoModelForSequenceClassification, model_path, labels, **load_kwargs)

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import peft_hub
-from peft_hub import DataError, option
-from peft_hub.data import read_jsonl, read_lines, split_files
+from peft_hub import DataError, load_pretrained, option, read_jsonl, read_lines, split_files
 
 log = logging.getLogger("peft_hub.qa")
 
@@ -249,8 +248,6 @@ class QuestionAnswering(peft_hub.Task):
 
     def build_model(self, model_path, labels, **load_kwargs):
         from transformers import AutoModelForQuestionAnswering
-
-        from peft_hub.models import load_pretrained
 
         return load_pretrained(AutoModelForQuestionAnswering, model_path, **load_kwargs)
 

@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import peft_hub
-from peft_hub import DataError, option
-from peft_hub.data import read_jsonl, read_lines, split_files
-from peft_hub.models import special_tokens
+from peft_hub import DataError, load_with_head, option, read_jsonl, read_lines, special_tokens, split_files
 
 log = logging.getLogger("peft_hub.relation")
 MARKERS = ("<e1>", "</e1>", "<e2>", "</e2>")
@@ -250,8 +248,6 @@ class Relation(peft_hub.Task):
 
     def build_model(self, model_path, labels, **load_kwargs):
         from transformers import AutoConfig, AutoModel
-
-        from peft_hub.models import load_with_head
 
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=load_kwargs.get("trust_remote_code", False))
         try:

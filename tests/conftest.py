@@ -62,6 +62,14 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def tokenizer(tiny_model):
+    """The tiny model's tokenizer, loaded as runs load it."""
+    from peft_hub.models import load_tokenizer
+
+    return load_tokenizer(str(tiny_model))
+
+
+@pytest.fixture
 def cli_runner():
     from click.testing import CliRunner
 

@@ -20,13 +20,6 @@ def task():
     return registry.get_task("ner")
 
 
-@pytest.fixture
-def tokenizer(tiny_model):
-    from peft_hub.models import load_tokenizer
-
-    return load_tokenizer(str(tiny_model))
-
-
 def _sent(tags):
     return TaggedSentence([f"w{i}" for i in range(len(tags))], list(tags), 1)
 

@@ -13,17 +13,10 @@ from conftest import SAMPLES, shared_data
 from peft_hub import recipes, registry
 from peft_hub.cli import cli
 from peft_hub.errors import RecipeError
-from peft_hub.pretrain import perplexity
+from peft_hub_plugins.mlm import perplexity
 from peft_hub.text import BlockBuilder, build_blocks, documents, documents_in_file, hold_out, text_files
 
 SENTENCES = [line.split("\t")[0] for line in (SAMPLES / "classify" / "train.tsv").read_text().splitlines()[1:]]
-
-
-@pytest.fixture
-def tokenizer(tiny_model):
-    from peft_hub.models import load_tokenizer
-
-    return load_tokenizer(str(tiny_model))
 
 
 @pytest.fixture
@@ -175,7 +168,9 @@ def test_pretrain_then_adapt_chain(tiny_model, corpus, tmp_path, cli_runner):
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["fresh_head_weights"]  # the tiny model was saved without an MLM head
-    assert metrics["perplexity_after"] < metrics["perplexity_before"]
+    assert metrics["primary_metric"] == "perplexity" and metrics["greater_is_better"] is False
+    assert metrics["heldout_after"]["perplexity"] < metrics["heldout_before"]["perplexity"]
+    assert metrics["heldout_before"]["masked_tokens"] > 0
     assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
     adapted = cli_runner.invoke(cli, [
         "adapt", "--method", "lora", "--task", "ner", "--model", str(out), "--output", str(tmp_path / "ner"),
@@ -216,13 +211,13 @@ def test_objectives_in_plugins_report():
 
 def test_streaming_pretrain(tiny_model, corpus, tmp_path, cli_runner):
     result = cli_runner.invoke(cli, [
-        "pretrain", "--model", str(tiny_model), "--data", str(corpus), "--output", str(tmp_path / "s"),
+        "pretrain", "--objective", "mlm", "--model", str(tiny_model), "--data", str(corpus), "--output", str(tmp_path / "s"),
         "--streaming", "--max-steps", "6", "--block-size", "32", "--batch-size", "4", "--quiet", "--json",
         "training.early_stopping_patience=null",  # 6 evaluations in 6 steps: early stopping would cut the run short
     ])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["train_steps"] == 6
-    no_steps = cli_runner.invoke(cli, ["pretrain", "--data", str(corpus), "--streaming", "--output", str(tmp_path / "t")])
+    no_steps = cli_runner.invoke(cli, ["pretrain", "--objective", "mlm", "--data", str(corpus), "--streaming", "--output", str(tmp_path / "t")])
     assert no_steps.exit_code == 1 and "training.max_steps: required with data.streaming" in no_steps.output
 
 
@@ -280,7 +275,7 @@ def test_only_the_fresh_head_moves_while_it_warms_up(tiny_model, corpus, tmp_pat
 
     out = tmp_path / "warm"
     result = cli_runner.invoke(cli, [
-        "pretrain", "--model", str(tiny_model), "--data", str(corpus), "--output", str(out), "--max-steps", "3",
+        "pretrain", "--objective", "mlm", "--model", str(tiny_model), "--data", str(corpus), "--output", str(out), "--max-steps", "3",
         "--block-size", "32", "--lr", "1e-2", "--quiet", f"training.head_warmup_steps={warmup}",
     ])
     assert result.exit_code == 0, result.output

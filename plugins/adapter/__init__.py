@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import peft_hub
-from peft_hub import option
-from peft_hub.methods import StateDictMethod, train_head, train_only
-from peft_hub.models import encoder_layers
+from peft_hub import StateDictMethod, encoder_layers, option, train_head, train_only
 
 
 @dataclass
