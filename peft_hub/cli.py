@@ -191,7 +191,7 @@ def run_options(command):
     """Add the shared RUN_OPTIONS and --num-processes to a command."""
     for flag, _, kwargs in reversed(RUN_OPTIONS):
         command = click.option(flag, **kwargs)(command)
-    return click.option("--num-processes", type=int, help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")(command)
+    return click.option("--num-processes", type=click.IntRange(min=1), help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")(command)
 
 
 def run_flags(values: dict) -> dict:

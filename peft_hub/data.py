@@ -20,34 +20,45 @@ from .errors import DataError
 
 SPLIT_NAMES = {
     "train": ("train", "training"),
-    "validation": ("dev", "devel", "develop", "valid", "validation", "val"),
-    "test": ("test", "testing"),
+    "validation": ("dev", "devel", "develop", "valid", "validation", "val", "testa"),  # CoNLL-2003: eng.testa
+    "test": ("test", "testing", "testb"),  # CoNLL-2003: eng.testb
 }
 _IGNORED = {"readme", "source", "license", "licence"}
-_SET_RE = re.compile(r"[a-z0-9]*?(train|dev|develop|valid|test)set")  # NCBItrainset_corpus.txt
+_WORDS = "|".join(sorted({w for words in SPLIT_NAMES.values() for w in words}, key=len, reverse=True))
+# a name part that is a split word, maybe glued to a prefix ending in a digit (wnut17train), to
+# "set" (NCBItrainset_corpus.txt) or to trailing digits (train1)
+_PART_RE = re.compile(rf"(?:[a-z0-9]*\d)?({_WORDS})\d*|[a-z0-9]*?({_WORDS})set")
+SPLIT_RULE = ("a file name part (split at '.', '_', '-' and spaces) that is a split word: train/training, "
+              "dev/devel/develop/valid/validation/val/testa, test/testing/testb; glued to a prefix ending in a digit "
+              "(wnut17train), to digits (train1) or followed by 'set' (NCBItrainset) counts too")
 
 
-def find_split_files(directory: str | Path) -> dict[str, Path]:
-    """Split files in ``directory`` by name: ``train*``, ``dev*``/``valid*``, ``test*``.
+def split_of(name: str) -> str | None:
+    """The split a file name names (``train``, ``validation``, ``test``), or None."""
+    parts = {p.lower() for p in re.split(r"[._\-\s]+", name) if p}
+    if parts & _IGNORED or name.lower().endswith(".md"):
+        return None
+    for part in parts:
+        match = _PART_RE.fullmatch(part)
+        if match:
+            word = match.group(1) or match.group(2)
+            return next(split for split, words in SPLIT_NAMES.items() if word in words)
+    return None
 
-    A name matches when one of its ``._-`` separated parts is a split word (``train.txt``,
-    ``stsa.binary.dev``, ``devel.tsv``).
-    """
+
+def find_split_files(directory: str | Path, given: set[str] = frozenset()) -> dict[str, Path]:
+    """Split files in ``directory`` by name (see :data:`SPLIT_RULE`): ``train.txt``,
+    ``stsa.binary.dev``, ``eng.testa``, ``wnut17train.conll``, ``emerging.test.annotated``.
+    Splits in ``given`` are named explicitly by the caller: they are neither required nor
+    ambiguous here."""
     directory = Path(directory)
     found: dict[str, list[Path]] = {split: [] for split in SPLIT_NAMES}
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        parts = {p.lower() for p in re.split(r"[._\-\s]+", path.name) if p}
-        parts |= {m.group(1) for p in parts if (m := _SET_RE.fullmatch(p))}
-        if parts & _IGNORED or path.suffix.lower() == ".md":
-            continue
-        for split, words in SPLIT_NAMES.items():
-            if parts & set(words):
-                found[split].append(path)
+        if path.is_file() and not path.name.startswith(".") and (split := split_of(path.name)):
+            found[split].append(path)
     result = {}
     for split, paths in found.items():
-        if len(paths) > 1:
+        if len(paths) > 1 and split not in given:
             names = ", ".join(p.name for p in paths)
             raise DataError(
                 f"{directory}: several files look like the {split} split ({names}). "
@@ -55,10 +66,10 @@ def find_split_files(directory: str | Path) -> dict[str, Path]:
             )
         if paths:
             result[split] = paths[0]
-    if "train" not in result:
+    if "train" not in result and "train" not in given:
         files = ", ".join(p.name for p in sorted(directory.iterdir()) if p.is_file()) or "no files"
         raise DataError(
-            f"{directory}: no training file found (looked for a name containing 'train'; found {files}). "
+            f"{directory}: no training file found (found {files}). Looked for {SPLIT_RULE}. "
             "Rename it, or pass it with data.train=FILE."
         )
     return result
@@ -66,14 +77,15 @@ def find_split_files(directory: str | Path) -> dict[str, Path]:
 
 def split_files(data: Any) -> dict[str, Path]:
     """The files named by a recipe's ``data`` section: ``data.path`` (a directory of split files
-    or a single training file), then ``data.train`` / ``validation`` / ``test`` on top."""
+    or a single training file), then ``data.train`` / ``validation`` / ``test`` on top: an
+    explicit split file always wins over what the directory's names say."""
+    given = {split for split in SPLIT_NAMES if getattr(data, split)}
     files: dict[str, Path] = {}
     if data.path:
         path = Path(data.path)
-        files = find_split_files(path) if path.is_dir() else {"train": path}
-    for split in SPLIT_NAMES:
-        if getattr(data, split):
-            files[split] = Path(getattr(data, split))
+        files = find_split_files(path, given) if path.is_dir() else {"train": path}
+    for split in given:
+        files[split] = Path(getattr(data, split))
     if "train" not in files:
         raise DataError("No training data: pass --data DIR (or data.train=FILE).")
     return files

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -63,12 +64,15 @@ def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
             return None
         return _parse_into(tp, value, where, errors)
     if origin in (Union, types.UnionType):
+        refusals: list[str] = []
         for arg in get_args(tp):
             trial: list[str] = []
             out = _coerce(value, arg, where, trial)
             if not trial:
                 return out
-        errors.append(f"{where}: expected {_type_name(tp)}, got {value!r}")
+            refusals += trial
+        # a value of the right type but a wrong value (a non-finite number) says so, not "expected ..."
+        errors.append(next((r for r in refusals if "finite" in r), f"{where}: expected {_type_name(tp)}, got {value!r}"))
         return None
     if origin is Literal:
         if value in get_args(tp):
@@ -103,15 +107,20 @@ def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
         errors.append(f"{where}: expected an integer, got {value!r}")
         return None
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        errors.append(f"{where}: expected a number, got {value!r}")
-        return None
+        if number is None:
+            errors.append(f"{where}: expected a number, got {value!r}")
+        elif not math.isfinite(number):  # every number option, of every plugin: .inf and .nan never make sense
+            errors.append(f"{where}: must be a finite number, got {value!r}")
+            number = None
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

@@ -24,25 +24,57 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)  # atomic: a reader never sees half a file
 
 
+#: What a run writes at the top of its directory (adapt and pretrain; a pretrain output also holds
+#: the model and tokenizer files that ``save_pretrained`` writes, listed in its ``run.json``).
+RUN_ENTRIES = {"adapter", "tokenizer", "labels.json", "recipe.yaml", "metrics.json", "curves.png", "tensorboard",
+               "run.json", "checkpoints", "evaluate", "method"}
+
+
+def _foreign(path: Path) -> list[str]:
+    """Entries of ``path`` that no run wrote (by the manifest in its run.json, else by name)."""
+    written = set(RUN_ENTRIES)
+    try:
+        written |= set(json.loads((path / "run.json").read_text(encoding="utf-8")).get("files", []))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return sorted(entry.name for entry in path.iterdir() if entry.name not in written and not entry.name.endswith(".tmp"))
+
+
 def prepare(path: Path, overwrite: bool, resume: bool = False) -> None:
+    """Check that ``path`` can take this run. A folder holding anything a run did not write is
+    never mixed into nor deleted; ``--overwrite`` removes only what the previous run wrote. A
+    folder that does not exist yet is created only when training starts, so a run that fails
+    before then leaves nothing behind."""
     if resume:
         if (path / "run.json").exists():
             raise RunDirError(f"{path} holds a finished run: there is nothing to resume.")
         if not (path / "checkpoints").is_dir():
             raise RunDirError(f"{path} has no checkpoints to resume from. Run without --resume.")
         return
-    if (path / "run.json").exists():
-        if not overwrite:
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--output {path} is a file, not a directory. Choose another --output.")
+    if path.is_dir() and any(path.iterdir()):
+        foreign = _foreign(path)
+        if foreign:
             raise RunDirError(
-                f"{path} already holds a finished run. Choose another --output, or pass --overwrite "
-                "(output.overwrite=true) to replace it."
+                f"{path} holds files that no peft-hub run wrote ({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); "
+                "a run never mixes into or deletes them. Choose another --output, or move them away."
             )
-        shutil.rmtree(path)
+        if not overwrite:
+            what = ("already holds a finished run" if (path / "run.json").exists() else
+                    "holds an interrupted run (pass --resume to continue it)" if (path / "checkpoints").is_dir() else
+                    "holds what is left of a run that did not finish")
+            raise RunDirError(f"{path} {what}. Choose another --output, or pass --overwrite (output.overwrite=true) to replace it.")
+        for entry in path.iterdir():  # only what a run wrote: checked above
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
+        if created:
+            path.rmdir()  # made again when training writes its first file
     except OSError as exc:
         raise RunDirError(f"Cannot write to the output directory {path}: {exc.strerror or exc}. Choose another --output.") from None
 
@@ -65,6 +97,7 @@ def finish(out: Path, resolved: recipes.Resolved, metrics: dict, info: dict, cur
     ``curves_metric`` by step), then ``run.json`` (the run is complete)."""
     from .report import curves_png
 
+    out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(
         f"# Resolved recipe of this run; rerun with: peft-hub run {out / 'recipe.yaml'} output.overwrite=true\n"
         + recipes.dump(resolved),
@@ -72,5 +105,7 @@ def finish(out: Path, resolved: recipes.Resolved, metrics: dict, info: dict, cur
     )
     write_json(out / "metrics.json", metrics)
     curves_png(metrics.get("history", []), out / "curves.png", curves_metric)
-    write_json(out / "run.json", {"complete": True, "kind": resolved.kind, **info, "peft_hub_version": __version__})
+    files = {entry.name for entry in out.iterdir()} - {"checkpoints"} | {"run.json"}  # the manifest: what --overwrite may remove
+    write_json(out / "run.json", {"complete": True, "kind": resolved.kind, **info, "peft_hub_version": __version__,
+                                  "files": sorted(files)})
     shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -93,6 +93,13 @@ class TrainingConfig(Options):
             errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
         if self.head_learning_rate is not None and not 0 < self.head_learning_rate < 1:
             errors.append(f"head_learning_rate: must be in (0, 1), got {self.head_learning_rate}")
+        for key in ("max_steps", "save_steps"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                errors.append(f"{key}: must be at least 1 (or unset), got {getattr(self, key)}")
+        if self.seed < 0:
+            errors.append(f"seed: must be 0 or more, got {self.seed}")
+        if self.weight_decay < 0:
+            errors.append(f"weight_decay: must be 0 or more, got {self.weight_decay}")
         return errors
 
 
@@ -151,6 +158,15 @@ class PretrainTrainingConfig(TrainingConfig):
     head_warmup_steps: int = option(100, "If the model has no pretraining head: train only the fresh head for this many steps first.")
     eval_steps: int | None = option(None, "Evaluate held-out loss every N steps (unset: 5 times per run).")
     early_stopping_patience: int | None = option(3, "Stop after N evaluations without a better held-out loss (null: never).")
+
+    def check(self) -> list[str]:
+        errors = super().check()
+        if self.head_warmup_steps < 0:
+            errors.append(f"head_warmup_steps: must be 0 or more, got {self.head_warmup_steps}")
+        for key in ("eval_steps", "early_stopping_patience"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                errors.append(f"{key}: must be at least 1 (or null), got {getattr(self, key)}")
+        return errors
 
 
 @dataclass

@@ -78,10 +78,15 @@ def _read_tsv(lines: list[str], options, where: str) -> list[Example]:
     rows = [(n, line.split("\t")) for n, line in enumerate(lines, 1) if line.strip()]
     if not rows:
         return []
-    first = [c.strip().lower() for c in rows[0][1]]
-    if any(c in TEXT_NAMES + LABEL_NAMES for c in first) or options.text_column or options.label_column:
-        header = [c.strip() for c in rows[0][1]]
-        return _rows_with_header([(n, dict(zip(header, cells))) for n, cells in rows[1:]], options, where)
+    first = [c.strip() for c in rows[0][1]]
+    named = {f"{what}_column": value for what, value in (("text", options.text_column), ("label", options.label_column)) if value}
+    missing = {option: value for option, value in named.items() if value not in first}
+    if missing:  # never take a data row for a header because an option named a column
+        option, value = next(iter(missing.items()))
+        raise DataError(f"{where}: task option {option}={value!r} names a column that is not in the header line {first}. "
+                        "Name one of those columns, or, for a file without a header line, leave the column options unset.")
+    if any(c.lower() in TEXT_NAMES + LABEL_NAMES for c in first) or named:
+        return _rows_with_header([(n, dict(zip(first, cells))) for n, cells in rows[1:]], options, where)
     for number, cells in rows:
         if len(cells) != 2:
             raise DataError(f"{where}, line {number}: expected 2 tab-separated columns (text and label), got {len(cells)}. A tab inside the text? Use CSV (quoted) or JSONL.")

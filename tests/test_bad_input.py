@@ -108,6 +108,8 @@ CASES = [
      "line 1: 2 tokens but 1 tags", None),
     ("classify-no-label-column", lambda t, m: _adapt(t, m, "--data", _file(t, "reviews.csv", "sentence,score\ngood,1\n"), task="classify"),
      "cannot tell which column holds the label", None),
+    ("classify-option-names-missing-column", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good film\tpos\nbad film\tneg\n"), "task.options.label_column=sentiment", task="classify"),
+     "task option label_column='sentiment' names a column that is not in the header line", None),
     ("classify-tsv-extra-column", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good\tpos\nbad\tneg\textra\n"), task="classify"),
      "line 2: expected 2 tab-separated columns", None),
     ("data-path-missing", lambda t, m: _adapt(t, m, "--data", "./nowhere"), "does not exist", None),
@@ -125,6 +127,16 @@ CASES = [
      "trainin: unknown key", None),
     ("recipe-wrong-type", lambda t, m: _adapt(t, m, "training.epochs=three"), "training.epochs: expected a number, got 'three'", None),
     ("recipe-bad-value", lambda t, m: _adapt(t, m, "--epochs", "0"), "epochs: must be positive", None),
+    # numbers that pass a range check but are not finite or not sensible, refused before any training
+    ("epochs-infinite", lambda t, m: ["validate", _file(t, "r.yaml", "task: {name: ner}\nmethod: {name: lora}\ntraining: {epochs: .inf}\n")],
+     "training.epochs: must be a finite number, got inf", None),
+    ("learning-rate-nan", lambda t, m: _adapt(t, m, "training.learning_rate=.nan"), "training.learning_rate: must be a finite number", None),
+    ("method-option-infinite", lambda t, m: _adapt(t, m, "method.options.alpha=.inf"), "method.options.alpha: must be a finite number", None),
+    ("seed-negative", lambda t, m: _adapt(t, m, "--seed", "-1"), "seed: must be 0 or more, got -1", None),
+    ("max-steps-zero", lambda t, m: _adapt(t, m, "--max-steps", "0"), "max_steps: must be at least 1 (or unset), got 0", None),
+    ("num-processes-zero", lambda t, m: _adapt(t, m, "--num-processes", "0"), "0 is not in the range x>=1", None),
+    ("pretrain-eval-steps-zero", lambda t, m: ["validate", _file(t, "p.yaml", "objective: {name: mlm}\ndata: {path: README.md}\ntraining: {eval_steps: 0}\n")],
+     "eval_steps: must be at least 1 (or null), got 0", None),
     ("override-missing-key", lambda t, m: _adapt(t, m, "training.epoch=3"), "training.epoch: unknown key", None),
     ("override-delete-missing-key", lambda t, m: _adapt(t, m, "~training.nope"), "no key training.nope", None),
     ("override-not-key-value", lambda t, m: _adapt(t, m, "trainingepochs"), "must be KEY=VALUE", None),
@@ -216,3 +228,76 @@ def test_nothing_loads_or_runs_untrusted_code():
     captured = {}
     load_pretrained(type("Loader", (), {"from_pretrained": staticmethod(lambda path, **kw: captured.update(kw))}), "x")
     assert captured == {"use_safetensors": True, "trust_remote_code": False}
+
+
+# -- data it should read: split files as published ------------------------------------------------
+
+
+@pytest.mark.parametrize("names, expected", [
+    (["wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated"], ["train", "validation", "test"]),  # WNUT-17
+    (["eng.train", "eng.testa", "eng.testb"], ["train", "validation", "test"]),  # CoNLL-2003 as published
+    (["ner.train.iob2", "ner.devel.iob2", "ner.test.iob2"], ["train", "validation", "test"]),
+    (["NCBItrainset_corpus.txt", "NCBIdevelopset_corpus.txt", "NCBItestset_corpus.txt"], ["train", "validation", "test"]),
+    (["train1.txt", "valid.txt", "contest.txt"], ["train", "validation", None]),  # 'contest' names no split
+])
+def test_published_split_names_are_recognised(tmp_path, names, expected):
+    from peft_hub.data import find_split_files
+
+    for name in names:
+        (tmp_path / name).write_text(GOOD_NER)
+    found = {path.name: split for split, path in find_split_files(tmp_path).items()}
+    assert [found.get(name) for name in names] == expected
+
+
+def test_an_explicit_split_file_wins_over_discovery(tmp_path, tiny_model, cli_runner):
+    data = tmp_path / "wnut"
+    data.mkdir()
+    (data / "annotated-tweets.conll").write_text(GOOD_NER)  # a name that says no split
+    (data / "dev.conll").write_text(GOOD_NER)
+    result = cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--data", str(data), "--max-steps", "1",
+                                           f"data.train={data / 'annotated-tweets.conll'}"))
+    assert result.exit_code == 0, result.output
+    nothing = cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--data", str(data), "--overwrite"))
+    assert nothing.exit_code == 1 and "Looked for a file name part" in nothing.output and "wnut17train" in nothing.output
+    (data / "train.a.conll").write_text(GOOD_NER)
+    (data / "train.b.conll").write_text(GOOD_NER)  # two train candidates: ambiguous, unless one is named
+    assert "several files look like the train split" in cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--data", str(data))).output
+    named = cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--data", str(data), "--max-steps", "1", "--overwrite",
+                                          f"data.train={data / 'train.b.conll'}"))
+    assert named.exit_code == 0, named.output
+
+
+# -- files it must never lose --------------------------------------------------------------------
+
+
+def test_overwrite_removes_only_what_a_run_wrote(tmp_path, tiny_model, cli_runner):
+    out = tmp_path / "out"
+    assert cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--max-steps", "1")).exit_code == 0
+    manifest = json.loads((out / "run.json").read_text())["files"]
+    assert {"adapter", "metrics.json", "run.json"} <= set(manifest) and "checkpoints" not in manifest
+    assert cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--max-steps", "1", "--overwrite")).exit_code == 0
+    (out / "my-notes.txt").write_text("mine")  # the user's own file in the run folder
+    refused = cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--max-steps", "1", "--overwrite"))
+    assert refused.exit_code == 1 and "holds files that no peft-hub run wrote (my-notes.txt)" in refused.output
+    assert (out / "my-notes.txt").read_text() == "mine" and (out / "run.json").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"thesis.tex": "x"}, "holds files that no peft-hub run wrote (thesis.tex)"),
+    ({"checkpoints/checkpoint-2/x": "x"}, "holds an interrupted run (pass --resume to continue it)"),
+    ({"tensorboard/events": "x"}, "holds what is left of a run that did not finish"),
+])
+def test_a_non_empty_folder_is_never_mixed_into(tmp_path, tiny_model, cli_runner, content, message):
+    for name, text in content.items():
+        (tmp_path / "out" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "out" / name).write_text(text)
+    result = cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, "--max-steps", "1"))
+    assert result.exit_code == 1 and message in result.output
+    assert all((tmp_path / "out" / name).exists() for name in content)
+
+
+@pytest.mark.parametrize("extra", [("--data", "./nowhere"), ("--data", str(SAMPLES / "classify")), ("training.epochs=0",)])
+def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path, tiny_model, cli_runner, extra):
+    result = cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, *extra))
+    assert result.exit_code == 1
+    assert not (tmp_path / "out").exists()

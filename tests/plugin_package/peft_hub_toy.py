@@ -4,7 +4,8 @@ public API only (``import peft_hub``), as the README's "Writing a plugin" sectio
 - method ``bitfit``: trains only the biases (Ben Zaken et al., 2022) and the task head;
 - task ``textscore``: one text -> a real-valued score, scored by mean absolute error (lower is better);
 - objective ``rtd``: replaced-token detection: 15% of tokens are replaced by random ones and
-  the model tags every token as original or replaced; scored by detection accuracy.
+  the model tags every token as original or replaced, one document (line) per example; scored by
+  detection accuracy.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class ReplacedTokenDetection(peft_hub.Objective):
     keep_full_precision = ["classifier"]
     primary_metric = "accuracy"
     greater_is_better = True
+    input_unit = "documents"  # one example per line of text, not packed blocks
 
     def build_model(self, model_path, **load_kwargs):
         from transformers import AutoModelForTokenClassification
