@@ -149,6 +149,11 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
                 for name, examples in splits.items()}
     echo("Data: " + ", ".join(f"{name} {len(ex)} examples" for name, ex in splits.items())
          + (f"; {len(labels)} labels" if labels else ""))
+    unknown = models.unknown_share(features["train"].features, tokenizer)
+    if unknown > 0.5:
+        echo(f"WARNING: {unknown:.0%} of the tokens of the first training examples are {tokenizer.unk_token}: the "
+             f"tokenizer of {model_path} does not know this text (another language or script, or the wrong "
+             "tokenizer). The model will learn little; use a model whose tokenizer covers the data.")
 
     quant = recipe.model.quantization
     # ignore_mismatched_sizes: a head of another size in the checkpoint must not stop a fresh one
@@ -176,7 +181,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
 
     dev = features.get("validation")
     trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet,
-                           learning_rates=dict.fromkeys(head, head_lr))
+                           learning_rates=dict.fromkeys(head, head_lr), early_stopping=dev is not None)
     result = train_resumably(trainer, recipe.output.resume, out)
     model = trainer.model
 
@@ -254,13 +259,13 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
     """Fold a run's method into the base weights: a plain transformers model + tokenizer that
     loads with ``AutoModelFor....from_pretrained``. Raises for methods that cannot merge."""
     output = Path(output)
-    loaded = load_run(run_dir, full_precision=True)  # never merge into 8-bit/4-bit weights
-    method = loaded.resolved.method
-    if method.cannot_merge:  # say so before any work
-        method.merge(loaded.model)
+    if output.exists() and not output.is_dir():  # outputs are checked before any model is loaded
+        raise RunDirError(f"--output {output} is a file; merge writes a model directory. Choose another --output.")
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise RunDirError(f"{output} is not empty. Choose another --output or pass --overwrite.")
-    merged = method.merge(loaded.model)
+    loaded = load_run(run_dir, full_precision=True)  # never merge into 8-bit/4-bit weights
+    method = loaded.resolved.method
+    merged = method.merge(loaded.model)  # methods that cannot merge say why here, before anything is written
     merged.save_pretrained(str(output), safe_serialization=True)
     loaded.tokenizer.save_pretrained(str(output))
     return output

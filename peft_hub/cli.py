@@ -468,6 +468,9 @@ def report(run_dirs, png, json_):
     from . import report as reports
     from .errors import RunDirError
 
+    folder = Path(png).expanduser().resolve().parent
+    if not folder.is_dir():  # before reading any run
+        raise click.BadParameter(f"the folder {folder} does not exist; create it or write the plot elsewhere.", param_hint="--png")
     rows = []
     for run_dir in run_dirs:
         try:
@@ -509,7 +512,8 @@ def _describe(table: dict, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}]")
+        rate = f"; default learning rate {row['default_learning_rate']:g}" if "default_learning_rate" in row else ""
+        click.echo(f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}{rate}]")
         for o in row["options"]:
             click.echo(f"    {o['name']} ({o['type']}, default {o['default']!r}): {o['help']}")
 
@@ -544,13 +548,20 @@ def models():
 
 @models.command(name="list", epilog="""
 \b
-Example:
+Examples:
   peft-hub models list
+  peft-hub models list --json
 """)
-def models_list():
+@json_option
+def models_list(json_):
     """List model aliases usable as --model."""
-    for name, entry in sorted(registry.models().items()):
-        click.echo(f"{name}: {entry.extra['description']}  [{entry.distribution or entry.plugin}]")
+    rows = [{"name": name, "description": entry.extra["description"], "plugin": entry.plugin, "distribution": entry.distribution}
+            for name, entry in sorted(registry.models().items())]
+    if json_:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}]")
 
 
 @cli.group(epilog="""
@@ -566,13 +577,20 @@ def recipes():
 
 @recipes.command(name="list", epilog="""
 \b
-Example:
+Examples:
   peft-hub recipes list
+  peft-hub recipes list --json
 """)
-def recipes_list():
+@json_option
+def recipes_list(json_):
     """List registered recipes."""
-    for name, entry in sorted(registry.recipes().items()):
-        click.echo(f"{name}  {entry.obj}")
+    rows = [{"name": name, "path": str(entry.obj), "plugin": entry.plugin, "distribution": entry.distribution}
+            for name, entry in sorted(registry.recipes().items())]
+    if json_:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}  {row['path']}")
 
 
 @recipes.command(name="show", epilog="""

@@ -161,13 +161,28 @@ def encoder_layers(model: Any) -> list[Any]:
 
 
 def check_vocab(tokens: int, model: Any, model_path: str) -> None:
-    """Refuse a tokenizer of ``tokens`` tokens that the model's embeddings cannot hold."""
+    """Refuse a tokenizer of ``tokens`` tokens that does not fit the model's embeddings: more tokens
+    than rows, or fewer than half of them (transformers builds a near-empty tokenizer for a model
+    directory without tokenizer files, and everything would become ``[UNK]``)."""
     vocab = getattr(model.config, "vocab_size", None)
     if vocab is not None and tokens > vocab:
         raise ModelError(
             f"The tokenizer of {model_path} has {tokens} tokens but the model's embeddings hold "
             f"{vocab}: they do not belong together. Use the tokenizer saved with the model."
         )
+    if vocab is not None and tokens < vocab // 2:
+        raise ModelError(
+            f"The tokenizer of {model_path} has only {tokens} tokens for the model's {vocab} embeddings: it is not "
+            "the model's tokenizer (is tokenizer.json / vocab.txt missing from the directory?). Copy the tokenizer "
+            "files the model was trained with next to its weights."
+        )
+
+
+def unknown_share(features: list[dict], tokenizer: Any, sample: int = 200) -> float:
+    """Share of ``[UNK]`` among the non-special tokens of the first ``sample`` features."""
+    unk, special = tokenizer.unk_token_id, set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    ids = [i for f in features[:sample] for i in f["input_ids"] if i not in special]
+    return sum(i == unk for i in ids) / len(ids) if ids and unk is not None else 0.0
 
 
 def quantization_kwargs(kind: str, keep: list[str]) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -51,6 +52,14 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message never echoes a huge value."""
+    short = reprlib.Repr()  # keyword arguments only from Python 3.12
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 3, 6, 6, limit, limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
     """Return ``value`` checked against ``tp``; append a message to ``errors`` when it does not fit."""
     origin = get_origin(tp)
@@ -60,7 +69,7 @@ def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            errors.append(f"{where}: expected a mapping, got {value!r}")
+            errors.append(f"{where}: expected a mapping, got {_show(value)}")
             return None
         return _parse_into(tp, value, where, errors)
     if origin in (Union, types.UnionType):
@@ -72,39 +81,39 @@ def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
                 return out
             refusals += trial
         # a value of the right type but a wrong value (a non-finite number) says so, not "expected ..."
-        errors.append(next((r for r in refusals if "finite" in r), f"{where}: expected {_type_name(tp)}, got {value!r}"))
+        errors.append(next((r for r in refusals if "finite" in r), f"{where}: expected {_type_name(tp)}, got {_show(value)}"))
         return None
     if origin is Literal:
         if value in get_args(tp):
             return value
         close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        errors.append(f"{where}: {value!r} is not one of {_type_name(tp)}{hint}")
+        errors.append(f"{where}: {_show(value)} is not one of {_type_name(tp)}{hint}")
         return None
     if origin is list:
         (inner,) = get_args(tp) or (Any,)
         if not isinstance(value, (list, tuple)):
-            errors.append(f"{where}: expected a list, got {value!r}")
+            errors.append(f"{where}: expected a list, got {_show(value)}")
             return None
         return [_coerce(v, inner, f"{where}[{i}]", errors) for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            errors.append(f"{where}: expected a mapping, got {value!r}")
+            errors.append(f"{where}: expected a mapping, got {_show(value)}")
             return None
         return dict(value)
     if tp is type(None):
         if value is not None:
-            errors.append(f"{where}: expected null, got {value!r}")
+            errors.append(f"{where}: expected null, got {_show(value)}")
         return None
     if tp is bool:
         if isinstance(value, bool):
             return value
-        errors.append(f"{where}: expected true or false, got {value!r}")
+        errors.append(f"{where}: expected true or false, got {_show(value)}")
         return None
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        errors.append(f"{where}: expected an integer, got {value!r}")
+        errors.append(f"{where}: expected an integer, got {_show(value)}")
         return None
     if tp is float:
         number = None
@@ -116,9 +125,9 @@ def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
             except ValueError:
                 pass
         if number is None:
-            errors.append(f"{where}: expected a number, got {value!r}")
+            errors.append(f"{where}: expected a number, got {_show(value)}")
         elif not math.isfinite(number):  # every number option, of every plugin: .inf and .nan never make sense
-            errors.append(f"{where}: must be a finite number, got {value!r}")
+            errors.append(f"{where}: must be a finite number, got {_show(value)}")
             number = None
         return number
     if tp is str:
@@ -126,7 +135,7 @@ def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        errors.append(f"{where}: expected a string, got {value!r}")
+        errors.append(f"{where}: expected a string, got {_show(value)}")
         return None
     raise TypeError(f"unsupported option type {tp!r} at {where}")  # a bug in an option model
 

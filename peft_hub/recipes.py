@@ -37,6 +37,31 @@ from .schema import (  # noqa: F401  (the schema, re-exported)
 # -- building the raw mapping --------------------------------------------------------------------
 
 
+#: The most values a recipe may expand to. YAML aliases let a few lines stand for billions of values
+#: (an "alias bomb"); real recipes hold a few hundred.
+MAX_YAML_VALUES = 100_000
+
+
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` (a recipe can never construct Python objects), refusing documents whose
+    aliases expand to more than :data:`MAX_YAML_VALUES` values before building them."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    sizes: dict[int, int] = {}
+
+    def size(n: Any) -> int:  # aliases share nodes: memoised, this is linear in the document
+        if id(n) not in sizes:
+            sizes[id(n)] = 0  # a recursive alias counts once
+            children = n.value if isinstance(n, yaml.SequenceNode) else [v for pair in n.value for v in pair] \
+                if isinstance(n, yaml.MappingNode) else []
+            sizes[id(n)] = min(1 + sum(size(c) for c in children), 10 * MAX_YAML_VALUES)
+        return sizes[id(n)]
+
+    if node is not None and size(node) > MAX_YAML_VALUES:
+        raise yaml.YAMLError(f"the document expands to more than {MAX_YAML_VALUES:,} values through its aliases "
+                             "(&anchor / *alias); a recipe needs a few hundred. Write the values out.")
+    return yaml.safe_load(text)
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a recipe file into a mapping, with input paths made relative to the file."""
     path = Path(path)
@@ -47,7 +72,7 @@ def load_yaml(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError([f"cannot read {path}: {exc}"], str(path)) from None
     try:
-        data = yaml.safe_load(text)  # safe_load: a recipe can never construct Python objects
+        data = safe_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -87,7 +112,7 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
         key, value, delete = text[1:], None, True
     elif "=" in text:
         key, raw = text.split("=", 1)
-        value, delete = yaml.safe_load(raw) if raw.strip() else "", False
+        value, delete = safe_yaml(raw) if raw.strip() else "", False
     else:
         raise ValueError(f"override {text!r} must be KEY=VALUE (e.g. training.epochs=2) or ~KEY to delete a key")
     parts = key.strip().split(".")
@@ -158,7 +183,7 @@ def parse_component(text: str) -> tuple[str, dict]:
             errors.append(f"{text!r}: {part.strip()!r} must be key=value")
             continue
         try:
-            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            options[key.strip()] = safe_yaml(value) if value.strip() else ""
         except yaml.YAMLError:
             errors.append(f"{text!r}: cannot read the value of {key.strip()!r}: {value!r}")
     if errors:
@@ -348,7 +373,8 @@ def validate_any(data: dict, source: str = "recipe") -> Resolved | Pipeline:
         if not isinstance(stage, dict):
             errors.append(f"stages.{name}: expected a recipe mapping")
             continue
-        model = (stage.get("model") or {}).get("name", "")
+        section = stage.get("model")  # a malformed section is reported by validate() below, as for any recipe
+        model = section.get("name", "") if isinstance(section, dict) else ""
         if isinstance(model, str) and model.startswith(STAGE_PREFIX):
             ref = model[len(STAGE_PREFIX):]
             if ref not in done and ref in stages and list(stages).index(ref) < list(stages).index(name):

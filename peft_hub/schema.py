@@ -71,6 +71,7 @@ class TrainingConfig(Options):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = option("linear", "Learning-rate schedule after warm-up.")
     batching: Literal["length", "random", "sequential"] = option("length", "`length` groups examples of similar length (far less padding); `random` shuffles plainly; `sequential` keeps file order.")
     seed: int = option(42, "Random seed (head initialisation, data order, dropout).")
+    early_stopping_patience: int | None = option(None, "Stop after N evaluations without a better dev score (the task's primary metric; null: never).")
     logging_steps: int = option(20, "Log the training loss every N steps.")
     grad_accum: int = option(1, "Gradient accumulation: optimizer steps see batch_size x grad_accum examples.")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "Mixed precision (autocast): bf16 on recent CPUs and GPUs, fp16 on CUDA GPUs only.")
@@ -100,6 +101,8 @@ class TrainingConfig(Options):
             errors.append(f"seed: must be 0 or more, got {self.seed}")
         if self.weight_decay < 0:
             errors.append(f"weight_decay: must be 0 or more, got {self.weight_decay}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            errors.append(f"early_stopping_patience: must be at least 1 (or null), got {self.early_stopping_patience}")
         return errors
 
 
@@ -163,9 +166,8 @@ class PretrainTrainingConfig(TrainingConfig):
         errors = super().check()
         if self.head_warmup_steps < 0:
             errors.append(f"head_warmup_steps: must be 0 or more, got {self.head_warmup_steps}")
-        for key in ("eval_steps", "early_stopping_patience"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                errors.append(f"{key}: must be at least 1 (or null), got {getattr(self, key)}")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            errors.append(f"eval_steps: must be at least 1 (or null), got {self.eval_steps}")
         return errors
 
 

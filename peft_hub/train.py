@@ -449,10 +449,14 @@ def build_trainer(
 
 
 def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev: Any, labels: list[str],
-                 output_dir: Path, quiet: bool = False, learning_rates: dict[str, float] | None = None) -> Any:
+                 output_dir: Path, quiet: bool = False, learning_rates: dict[str, float] | None = None,
+                 early_stopping: bool = False) -> Any:
     """The Trainer of an ``adapt`` run: the task's collator, predictions and metric (with the
     collapse guard's constant-prediction score beside it), best epoch by the task's primary metric;
-    ``learning_rates`` as in :func:`build_trainer` (the fresh head's own rate)."""
+    ``learning_rates`` as in :func:`build_trainer` (the fresh head's own rate); ``early_stopping``
+    stops after ``training.early_stopping_patience`` evaluations without a better primary metric."""
+    from transformers import EarlyStoppingCallback
+
     from .tasks import Evaluation
 
     task, metric = resolved.task, resolved.primary_metric
@@ -472,5 +476,6 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
         resolved.recipe.training, resolved.learning_rate, model, tokenizer, train, dev, output_dir,
         collator=task.collator(tokenizer), compute_metrics=compute_metrics, predictions=task.predictions,
         metric=metric, greater_is_better=task.greater_is_better, quiet=quiet, learning_rates=learning_rates,
+        callbacks=(EarlyStoppingCallback(patience),) if early_stopping and (patience := resolved.recipe.training.early_stopping_patience) else (),
     )
     return trainer

@@ -161,3 +161,14 @@ def test_a_head_in_the_checkpoint_is_never_reused(tiny_model, tmp_path, task, si
     assert any("holds its own weights for classifier" in line and "not reused" in line for line in said)
     head = loaded.model.classifier.weight.detach()
     assert head.shape != stored.shape or not torch.allclose(head, stored, atol=1e-4)
+
+
+def test_early_stopping_on_the_tasks_primary_metric(tiny_model, tmp_path):
+    """With training.early_stopping_patience=1 a run whose dev F1 stops improving ends after the
+    next evaluation instead of running all its epochs."""
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                     "output.dir": str(tmp_path / "run"), "training.epochs": 8, "training.learning_rate": 1e-9,
+                                     "training.head_learning_rate": 1e-9, "training.early_stopping_patience": 1})
+    trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
+    evaluations = [e for e in trained.metrics["history"] if "eval_f1" in e]
+    assert len(evaluations) == 2 and evaluations[-1]["epoch"] == 2.0  # 2 of the 8 epochs

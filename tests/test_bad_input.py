@@ -46,6 +46,17 @@ def _finished_run(tmp: Path, **info) -> str:
     return str(run)
 
 
+def _model_without_tokenizer(tmp: Path, tiny: Path) -> str:
+    """The tiny model's weights and config, its tokenizer files left behind."""
+    import shutil
+
+    path = tmp / "no-tokenizer"
+    path.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny / name, path / name)
+    return str(path)
+
+
 def _mismatched_model(tmp: Path, tiny: Path) -> str:
     """The tiny model's tokenizer (600 tokens) beside a model with 100 embeddings."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -142,6 +153,8 @@ CASES = [
     ("override-not-key-value", lambda t, m: _adapt(t, m, "trainingepochs"), "must be KEY=VALUE", None),
     ("method-option-unknown", lambda t, m: _adapt(t, m, "method.options.rank=4"), "method.options.rank: unknown key. Valid keys: r, alpha", None),
     ("method-string-bad-option", lambda t, m: _adapt(t, m, method="lora[rank=4]"), "method.options.rank: unknown key", None),
+    ("stage-model-is-a-string", lambda t, m: ["validate", _file(t, "st.yaml", "stages:\n  a:\n    task: {name: ner}\n    method: {name: lora}\n    model: minilm\n    training: {epochs: .inf}\n")],
+     "stages.a.model: expected a mapping, got 'minilm'", None),
     ("yaml-syntax-error", lambda t, m: ["validate", _file(t, "bad.yaml", "task:\n  name: ner\n method: [\n")], "line 3", None),
     ("yaml-python-object", lambda t, m: ["validate", _file(t, "evil.yaml", "task: !!python/object/apply:os.system ['echo hacked']\n")],
      "invalid YAML", None),
@@ -157,6 +170,7 @@ CASES = [
     ("model-path-missing", lambda t, m: _adapt(t, "/no/such/model"), "does not exist", None),
     ("model-dir-not-a-model", lambda t, m: _adapt(t, t), "is not a model directory: it has no config.json", None),
     ("tokenizer-model-mismatch", lambda t, m: _adapt(t, _mismatched_model(t, m)), "do not belong together", None),
+    ("model-dir-without-tokenizer", lambda t, m: _adapt(t, _model_without_tokenizer(t, m)), "it is not the model's tokenizer", None),
     ("quantize-without-bitsandbytes", lambda t, m: _adapt(t, m, "--quantize", "8bit"), "needs bitsandbytes, which is not installed", _no_bitsandbytes),
     ("fp16-without-gpu", lambda t, m: _adapt(t, m, "--precision", "fp16", "--max-steps", "1"), "needs a CUDA GPU", None),
     # -- output and run directories --------------------------------------------------------------
@@ -170,6 +184,9 @@ CASES = [
     ("predict-pretrain-output", lambda t, m: ["predict", _finished_run(t, kind="pretrain", objective="mlm"), "text"],
      "is the output of `peft-hub pretrain`", None),
     ("predict-no-run", lambda t, m: ["predict", "/no/run/dir", "text"], "Pass the --output directory of a finished", None),
+    ("report-png-into-missing-folder", lambda t, m: ["report", str(t), "--png", str(t / "no" / "such" / "r.png")],
+     "does not exist; create it or write the plot elsewhere", None),
+    ("merge-output-is-a-file", lambda t, m: ["merge", str(t), "--output", _file(t, "model.bin", "x")], "is a file; merge writes a model directory", None),
     ("report-no-finished-run", lambda t, m: ["report", str(t)], "None of the given directories holds a finished run", None),
 ]
 
@@ -301,3 +318,37 @@ def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path, tiny_model,
     result = cli_runner.invoke(cli, _adapt(tmp_path, tiny_model, *extra))
     assert result.exit_code == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_text_the_tokenizer_does_not_know_is_warned_about(tmp_path, tiny_model, cli_runner):
+    greek = "".join(f"Αθήνα B-LOC\nείναι O\nπόλη O\n\n" for _ in range(8))
+    command = [a for a in _adapt(tmp_path, tiny_model, "--data", str(_ner_dir(tmp_path, greek, greek)), "--max-steps", "1") if a != "--quiet"]
+    result = cli_runner.invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    assert "WARNING: 100% of the tokens of the first training examples are [UNK]" in result.output
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines + ["task: {name: ner}", f"method: {{name: lora, options: {{r: *l{levels - 1}}}}}"]) + "\n"
+
+
+@pytest.mark.parametrize("levels", [6, 9])
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, cli_runner, levels):
+    import time
+
+    started = time.perf_counter()
+    for command in (["validate", _file(tmp_path, "bomb.yaml", _alias_bomb(levels))],
+                    ["validate", _file(tmp_path, "ok.yaml", "task: {name: ner}\nmethod: {name: lora}\n"), "method.options.r=" + _alias_bomb(levels).replace("\n", ", ").join("{}")]):
+        result = cli_runner.invoke(cli, command)
+        assert result.exit_code in (1, 2) and "expands to more than 100,000 values" in result.output, result.output[:300]
+        assert len(result.output) < 2_000
+    assert time.perf_counter() - started < 10  # not minutes
+
+
+def test_a_huge_value_is_never_echoed_whole(tmp_path, cli_runner):
+    values = ", ".join(["x"] * 5_000)  # 5,000 values: within the cap, and the wrong type for r
+    result = cli_runner.invoke(cli, ["validate", _file(tmp_path, "big.yaml", f"task: {{name: ner}}\nmethod: {{name: lora, options: {{r: [{values}]}}}}\n")])
+    assert result.exit_code == 1 and "method.options.r: expected an integer, got ['x', 'x'" in result.output
+    assert len(result.output) < 1_000

@@ -265,3 +265,17 @@ def test_listing_commands(kind, expected, cli_runner):
     rows = json.loads(result.stdout)
     assert expected <= {r["name"] for r in rows}
     assert all(r["distribution"] == "peft-hub" and isinstance(r["options"], list) for r in rows)
+
+
+def test_every_list_command_takes_json(cli_runner):
+    from peft_hub.cli import cli
+
+    groups = [name for name, command in cli.commands.items() if "list" in getattr(command, "commands", {})]
+    assert {"methods", "tasks", "objectives", "models", "recipes"} <= set(groups)
+    for group in groups:
+        result = cli_runner.invoke(cli, [group, "list", "--json"])
+        assert result.exit_code == 0, (group, result.output)
+        rows = json.loads(result.stdout)
+        assert rows and all("name" in row for row in rows), group
+    text = cli_runner.invoke(cli, ["methods", "list"]).output
+    assert "lora: " in text and "default learning rate 0.002" in text
