@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import guard, models, recipes, rundir
-from .runs import begin, cost_metrics, count_parameters
-from .rundir import Echo
 from .errors import DataError, RunDirError
 from .progress import track
 from .recipes import DataConfig, Resolved
+from .rundir import Echo
+from .runs import begin, cost_metrics, count_parameters
+
 
 def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
     data = resolved.recipe.data
@@ -74,6 +73,27 @@ def limit_samples(task: Any, splits: dict[str, list], data: DataConfig, echo: Ec
                      + ("the model cannot learn the others" if name == "train" else "its scores cover only those")
                      + f". Shuffle the file, or raise data.{option}.")
     return limited
+
+
+def check_training_labels(task: Any, train: list, labels: list[str]) -> None:
+    """Refuse training data that holds a single label: a model would score a perfect, meaningless
+    1.0 on data like it, and learn nothing. (A regression has no labels and is not checked.)"""
+    seen = task.labels({"train": train}) if labels else []
+    if labels and len(seen) < 2:
+        raise DataError(f"The training data holds one label only ({', '.join(seen) or 'none'}), in all {len(train):,} examples: "
+                        "there is nothing to tell apart, and any score would be meaningless. Check the label column "
+                        "(task.options), or give data with at least two labels.")
+
+
+def check_empty(features: list[dict], tokenizer: Any, echo: Echo) -> None:
+    """Refuse training examples that are all empty (only special tokens); warn when some are."""
+    special = set(tokenizer.all_special_ids)
+    empty = sum(all(i in special for i in f["input_ids"]) for f in features)
+    if features and empty == len(features):
+        raise DataError(f"All {empty:,} training examples are empty after tokenization: is the text in another column "
+                        "(task.options) or the file in another format (data.format)?")
+    if empty:
+        echo(f"WARNING: {empty:,} of the {len(features):,} training examples are empty after tokenization; they teach nothing.")
 
 
 def _prefixed(metrics: dict, prefix: str) -> dict:
@@ -143,12 +163,14 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     splits = hold_out_dev(splits, recipe.data.validation_split, recipe.training.seed, echo)
     splits = limit_samples(task, splits, recipe.data, echo)
     labels = task.labels(splits)
+    check_training_labels(task, splits["train"], labels)
     base_tokens = len(tokenizer)
     task.prepare_tokenizer(tokenizer, resolved.task_options)
     features = {name: FeatureDataset(_encode(task, examples, tokenizer, labels, resolved.task_options, name, quiet), examples)
                 for name, examples in splits.items()}
     echo("Data: " + ", ".join(f"{name} {len(ex)} examples" for name, ex in splits.items())
          + (f"; {len(labels)} labels" if labels else ""))
+    check_empty(features["train"].features, tokenizer, echo)
     unknown = models.unknown_share(features["train"].features, tokenizer)
     if unknown > 0.5:
         echo(f"WARNING: {unknown:.0%} of the tokens of the first training examples are {tokenizer.unk_token}: the "
@@ -227,7 +249,9 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
     if not info_path.exists():
         what = "is not a directory" if not directory.is_dir() else "holds no finished run (no run.json)"
         raise RunDirError(f"{directory} {what}. Pass the --output directory of a finished `peft-hub adapt`.")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info = rundir.read_run_file(directory, "run.json", json.loads)
+    if not isinstance(info, dict) or "base_model" not in info and info.get("kind") != "pretrain":
+        raise RunDirError(f"{info_path} is damaged (no base_model). Restore it from a copy of the run, or run it again.")
     if info.get("kind") == "pretrain":
         raise RunDirError(
             f"{directory} is the output of `peft-hub pretrain` (a model, with no task head). "
@@ -239,9 +263,12 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
             f"Pass a {expect_task!r} run, or drop --task to use this one as it is."
         )
     models.quiet_libraries()
-    data = yaml.safe_load((directory / "recipe.yaml").read_text(encoding="utf-8"))
-    resolved = recipes.validate(data, str(directory / "recipe.yaml"))
-    labels = json.loads((directory / "labels.json").read_text(encoding="utf-8"))
+    data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
+    resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
+    labels = rundir.read_run_file(directory, "labels.json", json.loads)
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise RunDirError(f"{directory / 'labels.json'} is damaged (expected a list of label names). Restore it, or run it again.")
+    rundir.verify_weights(directory, info.get("sha256", {}))  # runs saved before checksums have none to check
     base = info["base_model"]
     if not os.path.exists(base):  # the run moved machines: resolve the recipe's model name again
         base = models.resolve(resolved.recipe.model.name)
@@ -250,7 +277,11 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
     model = resolved.task.build_model(base, labels, trust_remote_code=resolved.recipe.model.trust_remote_code,
                                       **models.quantization_kwargs(quant, resolved.task.keep_full_precision))
     model = models.prepare_quantized(model, quant)
-    model = resolved.method.load(model, directory / "adapter", resolved.method_options, resolved.task)
+    try:
+        model = resolved.method.load(model, directory / "adapter", resolved.method_options, resolved.task)
+    except (OSError, ValueError, RuntimeError) as exc:  # e.g. a weight file the checksums did not cover
+        raise RunDirError(f"{directory / 'adapter'} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}). "
+                          "Restore it from a copy of the run, or run it again.") from None
     model.eval()
     return LoadedRun(resolved, model, tokenizer, labels, directory)
 

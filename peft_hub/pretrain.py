@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from . import models, rundir
-from .rundir import Echo
-from .runs import begin, cost_metrics, count_parameters
 from .errors import DataError, PeftHubError
 from .progress import track
 from .recipes import Resolved
+from .rundir import Echo
+from .runs import begin, cost_metrics, count_parameters
 from .text import BlockBuilder, build_blocks, documents, hold_out, streaming_blocks, text_files
 
 #: with streaming and no validation file, held-out documents come from this many first documents

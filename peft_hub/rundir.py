@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import __version__, recipes
 from .errors import RunDirError
 
@@ -92,6 +94,44 @@ def start(output: recipes.OutputConfig, default_name: str, echo: Echo) -> tuple[
     return out, echo, main
 
 
+def checksums(directory: Path) -> dict[str, str]:
+    """sha256 of every weight file (``*.safetensors``) under ``directory``, by path relative to it."""
+    import hashlib
+
+    sums = {}
+    for path in sorted(directory.rglob("*.safetensors")):
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        sums[path.relative_to(directory).as_posix()] = digest.hexdigest()
+    return sums
+
+
+def read_run_file(directory: Path, name: str, parse: Callable[[str], Any] = lambda text: text) -> Any:
+    """A file of a finished run, parsed; a missing or damaged one is named, with what to do."""
+    path = directory / name
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = "is missing"
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        problem = f"is damaged ({type(exc).__name__}: {str(exc)[:120]})"
+    raise RunDirError(f"{path} {problem}. Restore it from a copy of the run, or run it again "
+                      f"(peft-hub run {directory / 'recipe.yaml'} output.overwrite=true).")
+
+
+def verify_weights(directory: Path, recorded: dict[str, str]) -> None:
+    """Compare the weight files with the sha256 recorded when the run was saved."""
+    found = checksums(directory)
+    for name, digest in recorded.items():
+        if name not in found:
+            raise RunDirError(f"{directory / name} is missing. Restore it from a copy of the run, or run it again.")
+        if found[name] != digest:
+            raise RunDirError(f"{directory / name} is damaged: its sha256 is not the one recorded when the run was saved "
+                              "(truncated or changed). Restore it from a copy of the run, or run it again.")
+
+
 def finish(out: Path, resolved: recipes.Resolved, metrics: dict, info: dict, curves_metric: str) -> None:
     """Write the resolved recipe, metrics and ``curves.png`` (training loss and the dev
     ``curves_metric`` by step), then ``run.json`` (the run is complete)."""
@@ -107,5 +147,5 @@ def finish(out: Path, resolved: recipes.Resolved, metrics: dict, info: dict, cur
     curves_png(metrics.get("history", []), out / "curves.png", curves_metric)
     files = {entry.name for entry in out.iterdir()} - {"checkpoints"} | {"run.json"}  # the manifest: what --overwrite may remove
     write_json(out / "run.json", {"complete": True, "kind": resolved.kind, **info, "peft_hub_version": __version__,
-                                  "files": sorted(files)})
+                                  "files": sorted(files), "sha256": checksums(out)})
     shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -30,6 +30,7 @@ from peft_hub import (
 
 log = logging.getLogger("peft_hub.ner")
 TAG_RE = re.compile(r"^(?:O|([BIESLU])-(.+))$")
+GIANT_SENTENCE = 1000  # words; CoNLL-2003's longest sentence has 124
 WORD_RE = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]", re.UNICODE)
 
 
@@ -223,6 +224,11 @@ class Ner(peft_hub.Task):
         if split_count:
             log.info("%d sentence(s) longer than max_length=%d split into windows", split_count,
                      min(options.max_length, tokenizer.model_max_length))
+        giant = [s for s in examples if len(s.tokens) > GIANT_SENTENCE]
+        if giant:  # e.g. a file that lost its blank lines reads as one endless sentence
+            log.warning("%d sentence(s) of more than %d words (the first at line %d: %d words): did the file lose the "
+                        "blank lines between sentences? They are read in windows, but sentence boundaries are lost.",
+                        len(giant), GIANT_SENTENCE, giant[0].line, len(giant[0].tokens))
         features = []
         for i, (index, offset) in enumerate(origin):
             tags = examples[index].tags

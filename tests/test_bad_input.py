@@ -119,6 +119,12 @@ CASES = [
      "line 1: 2 tokens but 1 tags", None),
     ("classify-no-label-column", lambda t, m: _adapt(t, m, "--data", _file(t, "reviews.csv", "sentence,score\ngood,1\n"), task="classify"),
      "cannot tell which column holds the label", None),
+    ("classify-one-class-only", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good film\tpos\nfine film\tpos\nnice\tpos\n"), task="classify"),
+     "The training data holds one label only (pos), in all 2 examples", None),  # 1 of the 3 held out as dev
+    ("ner-no-entities-at-all", lambda t, m: _adapt(t, m, "--data", str(_ner_dir(t, "EU O\nrejects O\n\nPeter O\n"))),
+     "holds one label only (O)", None),
+    ("classify-all-texts-empty", lambda t, m: _adapt(t, m, "--data", _file(t, "train.jsonl", '{"text": "", "label": "a"}\n{"text": " ", "label": "b"}\n' * 3), "data.validation_split=0", task="classify"),
+     "All 6 training examples are empty after tokenization", None),
     ("classify-option-names-missing-column", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good film\tpos\nbad film\tneg\n"), "task.options.label_column=sentiment", task="classify"),
      "task option label_column='sentiment' names a column that is not in the header line", None),
     ("classify-tsv-extra-column", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good\tpos\nbad\tneg\textra\n"), task="classify"),
@@ -352,3 +358,51 @@ def test_a_huge_value_is_never_echoed_whole(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["validate", _file(tmp_path, "big.yaml", f"task: {{name: ner}}\nmethod: {{name: lora, options: {{r: [{values}]}}}}\n")])
     assert result.exit_code == 1 and "method.options.r: expected an integer, got ['x', 'x'" in result.output
     assert len(result.output) < 1_000
+
+
+# -- damaged run directories ----------------------------------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model):
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = CliRunner().invoke(cli, ["adapt", "--method", "lora", "--task", "ner", "--model", str(tiny_model),
+                                      "--output", str(out), "--max-steps", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: _truncate(next((run / "adapter").glob("*.safetensors"))), "is damaged: its sha256 is not the one recorded"),
+    (lambda run: next((run / "adapter").glob("*.safetensors")).unlink(), "adapter_model.safetensors is missing"),
+    (lambda run: (run / "run.json").write_text('{"complete": tr'), "run.json is damaged (JSONDecodeError"),
+    (lambda run: (run / "recipe.yaml").unlink(), "recipe.yaml is missing"),
+    (lambda run: (run / "labels.json").write_text('{"O": 0}'), "labels.json is damaged (expected a list of label names)"),
+])
+@pytest.mark.parametrize("command", ["predict", "evaluate", "merge"])
+def test_a_damaged_run_is_named_with_what_to_do(finished_run, tmp_path, cli_runner, damage, message, command):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    damage(run)
+    args = {"predict": ["predict", str(run), "Anna flew to Paris ."],
+            "evaluate": ["evaluate", str(run), "--data", str(SAMPLES / "ner")],
+            "merge": ["merge", str(run), "--output", str(tmp_path / "merged")]}[command]
+    result = cli_runner.invoke(cli, args)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+    assert "Restore it" in result.output
+
+
+def test_a_file_that_lost_its_blank_lines_is_warned_about(tmp_path, tiny_model, cli_runner):
+    one_sentence = "".join(f"Peter B-PER\nflew O\nto O\nParis B-LOC\n. O\n" for _ in range(250))  # 1,250 words, no blank line
+    command = [a for a in _adapt(tmp_path, tiny_model, "--data", str(_ner_dir(tmp_path, one_sentence)), "--max-steps", "1") if a != "--quiet"]
+    result = cli_runner.invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    assert "1 sentence(s) of more than 1000 words (the first at line 1: 1250 words): did the file lose the blank lines" in result.output
