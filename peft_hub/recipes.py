@@ -22,6 +22,7 @@ from . import options as opts
 from . import registry
 from .errors import PeftHubError, RecipeError
 from .schema import (  # noqa: F401  (the schema, re-exported)
+    TRACKERS,
     ModelConfig,
     ComponentConfig,
     DataConfig,
@@ -327,6 +328,10 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
                 f"model.quantization: {recipe.model.quantization} needs bitsandbytes, which is not installed: "
                 "pip install 'peft-hub[bnb]' (or drop --quantize)."
             )
+    for tracker in recipe.training.report_to if recipe is not None else []:
+        if tracker in TRACKERS and importlib.util.find_spec(TRACKERS[tracker]) is None:
+            errors.append(f"training.report_to: {tracker!r} needs the {TRACKERS[tracker]} package, which is not installed: "
+                          f"pip install {TRACKERS[tracker]} (or drop it from training.report_to)")
     if recipe is not None and pretrain and recipe.data.streaming and not recipe.training.max_steps:
         errors.append("training.max_steps: required with data.streaming (a stream has no length to count epochs by)")
     if errors:

@@ -29,7 +29,7 @@ def write_json(path: Path, data: Any) -> None:
 #: What a run writes at the top of its directory (adapt and pretrain; a pretrain output also holds
 #: the model and tokenizer files that ``save_pretrained`` writes, listed in its ``run.json``).
 RUN_ENTRIES = {"adapter", "tokenizer", "labels.json", "recipe.yaml", "metrics.json", "curves.png", "tensorboard",
-               "run.json", "checkpoints", "evaluate", "method"}
+               "run.json", "checkpoints", "evaluate", "method", "wandb", "mlruns"}
 
 
 def _foreign(path: Path) -> list[str]:

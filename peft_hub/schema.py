@@ -59,6 +59,11 @@ class DataConfig(Options):
         return errors
 
 
+#: The experiment trackers transformers reports to, and the package each needs.
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio", "comet_ml": "comet_ml",
+            "clearml": "clearml", "dvclive": "dvclive", "neptune": "neptune", "swanlab": "swanlab", "codecarbon": "codecarbon"}
+
+
 @dataclass
 class TrainingConfig(Options):
     epochs: float = option(3.0, "Passes over the training data.")
@@ -72,6 +77,7 @@ class TrainingConfig(Options):
     batching: Literal["length", "random", "sequential"] = option("length", "`length` groups examples of similar length (far less padding); `random` shuffles plainly; `sequential` keeps file order.")
     seed: int = option(42, "Random seed (head initialisation, data order, dropout).")
     early_stopping_patience: int | None = option(None, "Stop after N evaluations without a better dev score (the task's primary metric; null: never).")
+    report_to: list[str] = option(["tensorboard"], "Experiment trackers, as transformers names them: " + ", ".join(TRACKERS) + "; [] for none. W&B runs offline and MLflow logs into the run directory unless their own settings say otherwise.")
     logging_steps: int = option(20, "Log the training loss every N steps.")
     grad_accum: int = option(1, "Gradient accumulation: optimizer steps see batch_size x grad_accum examples.")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "Mixed precision (autocast): bf16 on recent CPUs and GPUs, fp16 on CUDA GPUs only.")
@@ -101,6 +107,9 @@ class TrainingConfig(Options):
             errors.append(f"seed: must be 0 or more, got {self.seed}")
         if self.weight_decay < 0:
             errors.append(f"weight_decay: must be 0 or more, got {self.weight_decay}")
+        unknown = [name for name in self.report_to if name not in TRACKERS]
+        if unknown:
+            errors.append(f"report_to: unknown tracker(s) {unknown}; transformers knows {', '.join(TRACKERS)}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             errors.append(f"early_stopping_patience: must be at least 1 (or null), got {self.early_stopping_patience}")
         return errors

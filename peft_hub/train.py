@@ -376,8 +376,14 @@ def build_trainer(
         interval = dict(eval_strategy="steps", save_strategy="steps", eval_steps=every, save_steps=every)
     else:
         interval = dict(eval_strategy="epoch", save_strategy="epoch")
-    # transformers 5 has no logging_dir argument: TensorBoard reads this variable.
+    # transformers 5 has no logging_dir argument: TensorBoard reads this variable. Other trackers
+    # log offline / into the run directory unless the user's own settings say otherwise.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(output_dir / "tensorboard")
+    if "wandb" in t.report_to:
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_DIR", str(output_dir))
+    if "mlflow" in t.report_to:
+        os.environ.setdefault("MLFLOW_TRACKING_URI", (output_dir / "mlruns").resolve().as_uri())
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=t.epochs,
@@ -395,7 +401,7 @@ def build_trainer(
         greater_is_better=greater_is_better,
         save_total_limit=1,
         seed=t.seed,
-        report_to=["tensorboard"],
+        report_to=list(t.report_to) or "none",
         disable_tqdm=quiet or not interactive(),  # not a terminal: PlainProgress prints lines
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",

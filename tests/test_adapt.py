@@ -172,3 +172,11 @@ def test_early_stopping_on_the_tasks_primary_metric(tiny_model, tmp_path):
     trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
     evaluations = [e for e in trained.metrics["history"] if "eval_f1" in e]
     assert len(evaluations) == 2 and evaluations[-1]["epoch"] == 2.0  # 2 of the 8 epochs
+
+
+def test_report_to_reaches_the_trainer(tiny_model, tmp_path):
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                     "output.dir": str(tmp_path / "run"), "training.max_steps": 2, "training.report_to": []})
+    trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
+    assert not (trained.directory / "tensorboard").exists()
+    assert recipes.validate(data).recipe.training.report_to == []

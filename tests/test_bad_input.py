@@ -125,6 +125,8 @@ CASES = [
      "holds one label only (O)", None),
     ("classify-all-texts-empty", lambda t, m: _adapt(t, m, "--data", _file(t, "train.jsonl", '{"text": "", "label": "a"}\n{"text": " ", "label": "b"}\n' * 3), "data.validation_split=0", task="classify"),
      "All 6 training examples are empty after tokenization", None),
+    ("tracker-unknown", lambda t, m: _adapt(t, m, "training.report_to=[tensorbord]"), "report_to: unknown tracker(s) ['tensorbord']", None),
+    ("tracker-not-installed", lambda t, m: _adapt(t, m, "training.report_to=[neptune]"), "'neptune' needs the neptune package, which is not installed", None),
     ("classify-option-names-missing-column", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good film\tpos\nbad film\tneg\n"), "task.options.label_column=sentiment", task="classify"),
      "task option label_column='sentiment' names a column that is not in the header line", None),
     ("classify-tsv-extra-column", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "good\tpos\nbad\tneg\textra\n"), task="classify"),
