@@ -56,6 +56,22 @@ def _parse_tag(tag: str, where: str) -> tuple[str, str | None]:
     return (match.group(1) or "O"), match.group(2)
 
 
+def _warn_mixed(sentences: list[TaggedSentence], parsed: list[list[tuple[str, str | None]]], source: str) -> None:
+    """In a BIOES file, an entity that ends on B- or I- is written as IOB writes it: the file mixes
+    tag schemes (concatenated corpora). Entities are still read; say how many and where."""
+    lines = []
+    for s, tags in zip(sentences, parsed):
+        for i, (prefix, kind) in enumerate(tags):
+            following = tags[i + 1] if i + 1 < len(tags) else ("O", None)
+            if prefix in "BI" and not (following[0] in "IEL" and following[1] == kind):
+                lines.append(s.line + i)
+    if lines:
+        shown = ", ".join(str(n) for n in lines[:5]) + (" ..." if len(lines) > 5 else "")
+        log.warning("%s: the tags are BIOES (E-/S- are used), but %d entities end on a B- or I- tag as IOB "
+                    "writes them (lines %s): the file mixes tag schemes. They are read as entities; check the file.",
+                    source, len(lines), shown)
+
+
 def to_iob2(sentences: list[TaggedSentence], source: str) -> tuple[str, int]:
     """Convert tags in place to IOB2; returns (detected scheme, number of repaired tags)."""
     parsed = []
@@ -66,6 +82,7 @@ def to_iob2(sentences: list[TaggedSentence], source: str) -> tuple[str, int]:
         parsed.append(tags)
     if prefixes & set("ESLU"):
         scheme = "BIOES"
+        _warn_mixed(sentences, parsed, source)
     else:  # IOB1 uses B- only between two adjacent entities of the same type
         b_only_between = all(
             i > 0 and tags[i - 1][1] == kind

@@ -408,3 +408,12 @@ def test_a_file_that_lost_its_blank_lines_is_warned_about(tmp_path, tiny_model, 
     result = cli_runner.invoke(cli, command)
     assert result.exit_code == 0, result.output
     assert "1 sentence(s) of more than 1000 words (the first at line 1: 1250 words): did the file lose the blank lines" in result.output
+
+
+def test_mixed_tag_schemes_are_warned_about_with_their_lines(tmp_path, tiny_model, cli_runner):
+    bioes = "Peter B-PER\nBlackburn E-PER\nflew O\n\nParis S-LOC\n\n"
+    iob2 = "Anna B-PER\nSchmidt I-PER\nflew O\n\nLyon B-LOC\nrains O\n\n"
+    command = [a for a in _adapt(tmp_path, tiny_model, "--data", str(_ner_dir(tmp_path, bioes * 3 + iob2)), "--max-steps", "1") if a != "--quiet"]
+    result = cli_runner.invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    assert "but 2 entities end on a B- or I- tag as IOB writes them (lines 20, 23)" in result.output
