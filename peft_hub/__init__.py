@@ -29,6 +29,7 @@ from .methods import Method, PeftMethod, StateDictMethod, train_head, train_only
 from .models import encoder_layers, load_pretrained, load_with_head, special_tokens
 from .objectives import Objective
 from .options import Options, option
+from .scoring import accuracy_macro_f1, label_set, labelled
 from .tasks import Evaluation, Splits, Task
 
 __version__ = "0.1.0"
@@ -62,6 +63,10 @@ __all__ = [
     "TaggedSentence",
     "is_saved_dataset",
     "load_dataset_splits",
+    # helpers for label tasks: the label set, accuracy and macro-F1, a prediction with its scores
+    "label_set",
+    "accuracy_macro_f1",
+    "labelled",
     # errors: raise them with the bad value and the fix; the CLI turns them into messages
     "PeftHubError",
     "DataError",

@@ -18,7 +18,10 @@ from pathlib import Path
 import peft_hub
 from peft_hub import (
     DataError,
+    accuracy_macro_f1,
     is_saved_dataset,
+    label_set,
+    labelled,
     load_dataset_splits,
     load_with_head,
     option,
@@ -169,11 +172,7 @@ class Classify(peft_hub.Task):
         return splits
 
     def labels(self, splits):
-        labels = sorted({e.label for e in splits.get("train", [])})
-        unseen = sorted({e.label for name, ex in splits.items() if name != "train" for e in ex} - set(labels))
-        if unseen:
-            log.warning("Labels in dev/test but never in train (the model cannot learn them): %s", ", ".join(unseen))
-        return labels + unseen
+        return label_set(splits)
 
     def encode(self, examples, tokenizer, labels, options):
         label2id = {label: i for i, label in enumerate(labels)}
@@ -198,18 +197,7 @@ class Classify(peft_hub.Task):
         return DataCollatorWithPadding(tokenizer)
 
     def compute_metrics(self, evaluation):
-        import numpy as np
-
-        predictions = np.asarray(evaluation.predictions).reshape(-1)
-        label_ids = np.asarray(evaluation.label_ids).reshape(-1)
-        f1s = []
-        for k in range(len(evaluation.labels)):
-            tp = int(((predictions == k) & (label_ids == k)).sum())
-            fp = int(((predictions == k) & (label_ids != k)).sum())
-            fn = int(((predictions != k) & (label_ids == k)).sum())
-            if tp + fp + fn:
-                f1s.append(2 * tp / (2 * tp + fp + fn))
-        return {"accuracy": float((predictions == label_ids).mean()), "f1": float(np.mean(f1s)) if f1s else 0.0}
+        return accuracy_macro_f1(evaluation.predictions, evaluation.label_ids, len(evaluation.labels))
 
     def sample_inputs(self):
         return [{"text": "the staff were friendly"}, {"text": "a dull movie"}]
@@ -228,10 +216,7 @@ class Classify(peft_hub.Task):
             batch = collate([{k: enc[k][i] for k in enc.keys()} for i in range(len(chunk))])
             with torch.no_grad():
                 probs = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().softmax(-1)
-            for text, row in zip(chunk, probs):
-                best = int(row.argmax())
-                results.append({"text": text, "label": labels[best], "score": round(float(row[best]), 4),
-                                "scores": {label: round(float(p), 4) for label, p in zip(labels, row)}})
+            results += [{"text": text, **labelled(labels, row)} for text, row in zip(chunk, probs)]
         return results
 
     def format_prediction(self, inputs, prediction):

@@ -30,6 +30,9 @@ import peft_hub
 from peft_hub import (
     SPLIT_NAMES,
     DataError,
+    accuracy_macro_f1,
+    label_set,
+    labelled,
     load_pretrained,
     load_with_head,
     option,
@@ -236,11 +239,7 @@ class Pair(peft_hub.Task):
     def labels(self, splits):
         if any(isinstance(e.label, float) for e in splits.get("train", [])[:1]):
             return []  # a regression: one output, no label names
-        labels = sorted({e.label for e in splits.get("train", [])})
-        unseen = sorted({e.label for name, ex in splits.items() if name != "train" for e in ex} - set(labels))
-        if unseen:
-            log.warning("Labels in dev/test but never in train (the model cannot learn them): %s", ", ".join(unseen))
-        return labels + unseen
+        return label_set(splits)
 
     def _tokenize(self, tokenizer, texts, pairs, options):
         max_length = min(options.max_length, tokenizer.model_max_length)
@@ -280,13 +279,7 @@ class Pair(peft_hub.Task):
         if not evaluation.labels:
             return {"pearson": pearson(predictions, gold), "spearman": pearson(ranks(predictions), ranks(gold)),
                     "mse": float(((predictions - gold) ** 2).mean())}
-        f1s = []
-        for k in range(len(evaluation.labels)):
-            tp, fp = int(((predictions == k) & (gold == k)).sum()), int(((predictions == k) & (gold != k)).sum())
-            fn = int(((predictions != k) & (gold == k)).sum())
-            if tp + fp + fn:
-                f1s.append(2 * tp / (2 * tp + fp + fn))
-        return {"accuracy": float((predictions == gold).mean()), "f1": float(np.mean(f1s)) if f1s else 0.0}
+        return accuracy_macro_f1(predictions, gold, len(evaluation.labels))
 
     def predict(self, model, tokenizer, inputs, labels, options):
         import torch
@@ -305,10 +298,7 @@ class Pair(peft_hub.Task):
                 if not labels:
                     results.append({**given, "score": round(float(row[0]), 4)})
                     continue
-                probs = row.softmax(-1)
-                best = int(probs.argmax())
-                results.append({**given, "label": labels[best], "score": round(float(probs[best]), 4),
-                                "scores": {label: round(float(p), 4) for label, p in zip(labels, probs)}})
+                results.append({**given, **labelled(labels, row.softmax(-1))})
         return results
 
     def format_prediction(self, inputs, prediction):

@@ -21,15 +21,23 @@ wrong for precision and for recall), plus accuracy over all labels.
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import peft_hub
-from peft_hub import DataError, load_with_head, option, read_jsonl, read_lines, special_tokens, split_files
+from peft_hub import (
+    DataError,
+    label_set,
+    labelled,
+    load_with_head,
+    option,
+    read_jsonl,
+    read_lines,
+    special_tokens,
+    split_files,
+)
 
-log = logging.getLogger("peft_hub.relation")
 MARKERS = ("<e1>", "</e1>", "<e2>", "</e2>")
 ID_LINE = re.compile(r"^\s*(\d+)\t(.*)$")
 DIRECTION = re.compile(r"\((e[12]),\s*(e[12])\)$")
@@ -211,11 +219,7 @@ class Relation(peft_hub.Task):
         return splits
 
     def labels(self, splits):
-        labels = sorted({e.label for e in splits.get("train", [])})
-        unseen = sorted({e.label for name, ex in splits.items() if name != "train" for e in ex} - set(labels))
-        if unseen:
-            log.warning("Relations in dev/test but never in train (the model cannot learn them): %s", ", ".join(unseen))
-        return labels + unseen
+        return label_set(splits)
 
     def prepare_tokenizer(self, tokenizer, options):
         tokenizer.add_tokens([m for m in MARKERS if m not in tokenizer.get_vocab()], special_tokens=True)
@@ -280,10 +284,7 @@ class Relation(peft_hub.Task):
             batch = collate(self._features(texts, tokenizer, options.max_length, [f"input {begin + n + 1}" for n in range(len(chunk))]))
             with torch.no_grad():
                 probs = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().softmax(-1)
-            for text, row in zip(texts, probs):
-                best = int(row.argmax())
-                results.append({"text": text, "label": labels[best], "score": round(float(row[best]), 4),
-                                "scores": {label: round(float(p), 4) for label, p in zip(labels, row)}})
+            results += [{"text": text, **labelled(labels, row)} for text, row in zip(texts, probs)]
         return results
 
     def format_prediction(self, inputs, prediction):
