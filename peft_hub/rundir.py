@@ -95,11 +95,12 @@ def start(output: recipes.OutputConfig, default_name: str, echo: Echo) -> tuple[
 
 
 def checksums(directory: Path) -> dict[str, str]:
-    """sha256 of every weight file (``*.safetensors``) under ``directory``, by path relative to it."""
+    """sha256 of every weight file (``*.safetensors``) under ``directory`` (its resumable
+    ``checkpoints/`` aside: they go once the run is complete), by path relative to it."""
     import hashlib
 
     sums = {}
-    for path in sorted(directory.rglob("*.safetensors")):
+    for path in sorted(p for p in directory.rglob("*.safetensors") if "checkpoints" not in p.relative_to(directory).parts):
         digest = hashlib.sha256()
         with path.open("rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
