@@ -87,7 +87,7 @@ def check_training_labels(task: Any, train: list, labels: list[str]) -> None:
 
 def check_empty(features: list[dict], tokenizer: Any, echo: Echo) -> None:
     """Refuse training examples that are all empty (only special tokens); warn when some are."""
-    special = set(tokenizer.all_special_ids)
+    special = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}  # unknown words are words
     empty = sum(all(i in special for i in f["input_ids"]) for f in features)
     if features and empty == len(features):
         raise DataError(f"All {empty:,} training examples are empty after tokenization: is the text in another column "
@@ -250,8 +250,8 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
         what = "is not a directory" if not directory.is_dir() else "holds no finished run (no run.json)"
         raise RunDirError(f"{directory} {what}. Pass the --output directory of a finished `peft-hub adapt`.")
     info = rundir.read_run_file(directory, "run.json", json.loads)
-    if not isinstance(info, dict) or "base_model" not in info and info.get("kind") != "pretrain":
-        raise RunDirError(f"{info_path} is damaged (no base_model). Restore it from a copy of the run, or run it again.")
+    if not isinstance(info, dict):
+        raise RunDirError(f"{info_path} is damaged (not a JSON object). Restore it from a copy of the run, or run it again.")
     if info.get("kind") == "pretrain":
         raise RunDirError(
             f"{directory} is the output of `peft-hub pretrain` (a model, with no task head). "
@@ -262,6 +262,8 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
             f"{directory} is a {info.get('task')!r} run, not a {expect_task!r} run. "
             f"Pass a {expect_task!r} run, or drop --task to use this one as it is."
         )
+    if "base_model" not in info:
+        raise RunDirError(f"{info_path} is damaged (no base_model). Restore it from a copy of the run, or run it again.")
     models.quiet_libraries()
     data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
     resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
