@@ -40,6 +40,9 @@ DISK_ERRORS = {
 }
 
 
+PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError)
+
+
 class Cli(click.Group):
     """Turns library errors into one clear message and an exit code, never a traceback."""
 
@@ -48,6 +51,8 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except PeftHubError as exc:
             raise click.ClickException(str(exc)) from None
+        except PATH_ERRORS as exc:  # a path given that is not there, or not what it must be
+            raise click.ClickException(f"{exc.strerror}: {exc.filename}. Check the path, or choose another.") from None
         except OSError as exc:  # the disk, not the code: say which file and what to do
             if exc.errno not in DISK_ERRORS:
                 raise

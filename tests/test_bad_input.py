@@ -192,6 +192,8 @@ CASES = [
     ("predict-pretrain-output", lambda t, m: ["predict", _finished_run(t, kind="pretrain", objective="mlm"), "text"],
      "is the output of `peft-hub pretrain`", None),
     ("predict-no-run", lambda t, m: ["predict", "/no/run/dir", "text"], "Pass the --output directory of a finished", None),
+    ("recipes-cp-into-missing-folder", lambda t, m: ["recipes", "cp", "ner/minilm_lora", str(t / "no" / "such" / "r.yaml")],
+     "No such file or directory", None),
     ("report-png-into-missing-folder", lambda t, m: ["report", str(t), "--png", str(t / "no" / "such" / "r.png")],
      "does not exist; create it or write the plot elsewhere", None),
     ("merge-output-is-a-file", lambda t, m: ["merge", str(t), "--output", _file(t, "model.bin", "x")], "is a file; merge writes a model directory", None),
