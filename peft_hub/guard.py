@@ -2,9 +2,10 @@
 
 Two signs, both task-agnostic:
 
-- **constant-prediction level**: every evaluation also scores the constant prediction (the most
-  common label of the evaluated data at every labelled position: the majority class, or ``O``
-  everywhere for NER) with the task's own metric, as ``majority_<metric>``. A score that has not
+- **constant-prediction level**: every evaluation also scores the constant prediction (the task's
+  ``constant_predictions``; by default the most common label of the evaluated data at every
+  labelled position: the majority class, or ``O`` everywhere for NER; none for a regression or
+  spans) with the task's own metric, as ``majority_<metric>``. A score that has not
   gone :data:`MARGIN` of the way from there to a perfect 1.0 means the model predicts (nearly)
   one label everywhere (on TREC's 50 labels a LoRA run that predicted 3 of them scored
   macro-F1 0.019 against the constant prediction's 0.007);
