@@ -26,7 +26,7 @@ from .errors import DataError, ModelError, PeftHubError, RecipeError, RunDirErro
 from .heads import Head
 from .hookspecs import hookimpl
 from .methods import Method, PeftMethod, StateDictMethod, train_head, train_only
-from .models import encoder_layers, load_pretrained, load_with_head, special_tokens
+from .models import encoder_layers, load_pretrained, load_with_head, model_outputs, special_tokens
 from .objectives import Objective
 from .options import Options, option
 from .scoring import accuracy_macro_f1, label_set, labelled
@@ -55,6 +55,7 @@ __all__ = [
     "load_pretrained",
     "load_with_head",
     "special_tokens",
+    "model_outputs",
     "split_files",
     "SPLIT_NAMES",
     "read_lines",

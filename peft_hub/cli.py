@@ -523,6 +523,11 @@ def _describe(table: dict, as_json: bool) -> None:
             click.echo(f"    {o['name']} ({o['type']}, default {o['default']!r}): {o['help']}")
 
 
+def _rows(rows: list[dict], as_json: bool, line: Any) -> None:
+    """A listing: JSON (``--json``) or one ``line(row)`` per row."""
+    click.echo(json.dumps(rows, indent=2) if as_json else "\n".join(line(row) for row in rows))
+
+
 def _listing_group(name: str, summary: str, table) -> None:
     """`peft-hub NAME list [--json]` for one kind of registered component."""
     examples = f"\n\b\nExamples:\n  peft-hub {name} list\n  peft-hub {name} list --json\n"
@@ -562,11 +567,7 @@ def models_list(json_):
     """List model aliases usable as --model."""
     rows = [{"name": name, "description": entry.extra["description"], "plugin": entry.plugin, "distribution": entry.distribution}
             for name, entry in sorted(registry.models().items())]
-    if json_:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        click.echo(f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}]")
+    _rows(rows, json_, lambda row: f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}]")
 
 
 @cli.group(epilog="""
@@ -591,11 +592,7 @@ def recipes_list(json_):
     """List registered recipes."""
     rows = [{"name": name, "path": str(entry.obj), "plugin": entry.plugin, "distribution": entry.distribution}
             for name, entry in sorted(registry.recipes().items())]
-    if json_:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        click.echo(f"{row['name']}  {row['path']}")
+    _rows(rows, json_, lambda row: f"{row['name']}  {row['path']}")
 
 
 @recipes.command(name="show", epilog="""

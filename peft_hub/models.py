@@ -178,6 +178,18 @@ def check_vocab(tokens: int, model: Any, model_path: str) -> None:
         )
 
 
+def model_outputs(model: Any, batches: Any) -> Any:
+    """``model``'s outputs for each collated batch, in eval mode and without gradients, the batch
+    moved to the model's device: the loop every task's ``predict`` runs."""
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    for batch in batches:
+        with torch.no_grad():
+            yield model(**{k: v.to(device) for k, v in batch.items()})
+
+
 def unknown_share(features: list[dict], tokenizer: Any, sample: int = 200) -> float:
     """Share of ``[UNK]`` among the non-special tokens of the first ``sample`` features."""
     unk, special = tokenizer.unk_token_id, set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}

@@ -24,6 +24,7 @@ from peft_hub import (
     labelled,
     load_dataset_splits,
     load_with_head,
+    model_outputs,
     option,
     read_jsonl,
     read_lines,
@@ -203,21 +204,17 @@ class Classify(peft_hub.Task):
         return [{"text": "the staff were friendly"}, {"text": "a dull movie"}]
 
     def predict(self, model, tokenizer, inputs, labels, options):
-        import torch
-
         texts = [i["text"] for i in inputs]
+        chunks = [texts[begin : begin + options.batch_size] for begin in range(0, len(texts), options.batch_size)]
         collate = self.collator(tokenizer)
-        device = next(model.parameters()).device
-        model.eval()
-        results = []
-        for begin in range(0, len(texts), options.batch_size):
-            chunk = texts[begin : begin + options.batch_size]
+
+        def batch(chunk):
             enc = tokenizer(chunk, truncation=True, max_length=min(options.max_length, tokenizer.model_max_length))
-            batch = collate([{k: enc[k][i] for k in enc.keys()} for i in range(len(chunk))])
-            with torch.no_grad():
-                probs = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().softmax(-1)
-            results += [{"text": text, **labelled(labels, row)} for text, row in zip(chunk, probs)]
-        return results
+            return collate([{k: enc[k][i] for k in enc.keys()} for i in range(len(chunk))])
+
+        return [{"text": text, **labelled(labels, row)}
+                for chunk, out in zip(chunks, model_outputs(model, map(batch, chunks)))
+                for text, row in zip(chunk, out.logits.float().softmax(-1))]
 
     def format_prediction(self, inputs, prediction):
         return f"{prediction['label']}\t{prediction['score']:.2f}\t{inputs['text']}"

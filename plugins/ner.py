@@ -22,6 +22,7 @@ from peft_hub import (
     is_saved_dataset,
     load_dataset_splits,
     load_with_head,
+    model_outputs,
     option,
     read_columns,
     read_jsonl,
@@ -310,8 +311,6 @@ class Ner(peft_hub.Task):
         return [{"text": "Anna Schmidt flew from Paris to Tokyo ."}, {"text": "Toyota opened a plant in Lyon ."}]
 
     def predict(self, model, tokenizer, inputs, labels, options):
-        import torch
-
         texts = [i["text"] for i in inputs]
         words, spans = [], []
         for text in texts:
@@ -322,14 +321,10 @@ class Ner(peft_hub.Task):
         collate = self.collator(tokenizer)
         word_tags = [["O"] * len(w) for w in words]
         word_scores = [[0.0] * len(w) for w in words]
-        device = next(model.parameters()).device
-        model.eval()
-        for begin in range(0, len(origin), options.batch_size):
-            idx = range(begin, min(begin + options.batch_size, len(origin)))
-            batch = collate([{key: enc[key][i] for key in enc.keys()} for i in idx])
-            with torch.no_grad():
-                probs = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().softmax(-1)
-            best, ids = probs.max(-1)
+        windows = [range(b, min(b + options.batch_size, len(origin))) for b in range(0, len(origin), options.batch_size)]
+        batches = (collate([{key: enc[key][i] for key in enc.keys()} for i in idx]) for idx in windows)
+        for idx, out in zip(windows, model_outputs(model, batches)):
+            best, ids = out.logits.float().softmax(-1).max(-1)
             for row, i in enumerate(idx):
                 text_index, offset = origin[i]
                 seen = set()

@@ -35,6 +35,7 @@ from peft_hub import (
     labelled,
     load_pretrained,
     load_with_head,
+    model_outputs,
     option,
     read_jsonl,
     read_lines,
@@ -282,23 +283,18 @@ class Pair(peft_hub.Task):
         return accuracy_macro_f1(predictions, gold, len(evaluation.labels))
 
     def predict(self, model, tokenizer, inputs, labels, options):
-        import torch
-
+        chunks = [inputs[begin : begin + options.batch_size] for begin in range(0, len(inputs), options.batch_size)]
         collate = self.collator(tokenizer)
-        device = next(model.parameters()).device
-        model.eval()
-        results = []
-        for begin in range(0, len(inputs), options.batch_size):
-            chunk = inputs[begin : begin + options.batch_size]
+
+        def batch(chunk):
             enc = self._tokenize(tokenizer, [i["text"] for i in chunk], [i["text_pair"] for i in chunk], options)
-            batch = collate([{k: enc[k][i] for k in enc.keys()} for i in range(len(chunk))])
-            with torch.no_grad():
-                logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
-            for given, row in zip(chunk, logits):
-                if not labels:
-                    results.append({**given, "score": round(float(row[0]), 4)})
-                    continue
-                results.append({**given, **labelled(labels, row.softmax(-1))})
+            return collate([{k: enc[k][i] for k in enc.keys()} for i in range(len(chunk))])
+
+        results = []
+        for chunk, out in zip(chunks, model_outputs(model, map(batch, chunks))):
+            for given, row in zip(chunk, out.logits.float()):
+                scored = {"score": round(float(row[0]), 4)} if not labels else labelled(labels, row.softmax(-1))
+                results.append({**given, **scored})
         return results
 
     def format_prediction(self, inputs, prediction):

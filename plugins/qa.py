@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import peft_hub
-from peft_hub import DataError, load_pretrained, option, read_jsonl, read_lines, split_files
+from peft_hub import DataError, load_pretrained, model_outputs, option, read_jsonl, read_lines, split_files
 
 log = logging.getLogger("peft_hub.qa")
 
@@ -287,19 +287,14 @@ class QuestionAnswering(peft_hub.Task):
 
     def predict(self, model, tokenizer, inputs, labels, options):
         import numpy as np
-        import torch
 
         examples = [Example(str(n), i["question"], i["context"], [("", 0)]) for n, i in enumerate(inputs)]  # no answer known
         features = self.encode(examples, tokenizer, labels, options)
         collate = self.collator(tokenizer)
-        device = next(model.parameters()).device
-        model.eval()
+        batches = ({k: v for k, v in collate(features[b : b + options.batch_size]).items() if k not in ("start_positions", "end_positions")}
+                   for b in range(0, len(features), options.batch_size))
         rows = []
-        for begin in range(0, len(features), options.batch_size):
-            batch = collate(features[begin : begin + options.batch_size])
-            batch = {k: v.to(device) for k, v in batch.items() if k not in ("start_positions", "end_positions")}
-            with torch.no_grad():
-                out = model(**batch)
+        for out in model_outputs(model, batches):
             stacked = self.predictions((out.start_logits, out.end_logits)).cpu().numpy()
             rows += [stacked[n] for n in range(stacked.shape[0])]
         width = max(len(r) for r in rows)

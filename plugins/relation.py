@@ -31,6 +31,7 @@ from peft_hub import (
     label_set,
     labelled,
     load_with_head,
+    model_outputs,
     option,
     read_jsonl,
     read_lines,
@@ -272,20 +273,15 @@ class Relation(peft_hub.Task):
         return official_scores(gold, predicted, evaluation.options.other_label)
 
     def predict(self, model, tokenizer, inputs, labels, options):
-        import torch
-
+        where = [f"input {n + 1}" for n in range(len(inputs))]
+        texts = [check_marked(i["text"], at) for i, at in zip(inputs, where)]
+        starts = range(0, len(texts), options.batch_size)
         collate = self.collator(tokenizer)
-        device = next(model.parameters()).device
-        model.eval()
-        results = []
-        for begin in range(0, len(inputs), options.batch_size):
-            chunk = inputs[begin : begin + options.batch_size]
-            texts = [check_marked(i["text"], f"input {begin + n + 1}") for n, i in enumerate(chunk)]
-            batch = collate(self._features(texts, tokenizer, options.max_length, [f"input {begin + n + 1}" for n in range(len(chunk))]))
-            with torch.no_grad():
-                probs = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().softmax(-1)
-            results += [{"text": text, **labelled(labels, row)} for text, row in zip(texts, probs)]
-        return results
+        batches = (collate(self._features(texts[b : b + options.batch_size], tokenizer, options.max_length,
+                                          where[b : b + options.batch_size])) for b in starts)
+        return [{"text": text, **labelled(labels, row)}
+                for b, out in zip(starts, model_outputs(model, batches))
+                for text, row in zip(texts[b : b + options.batch_size], out.logits.float().softmax(-1))]
 
     def format_prediction(self, inputs, prediction):
         return f"{prediction['label']}\t{prediction['score']:.2f}\t{inputs['text']}"
