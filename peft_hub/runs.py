@@ -70,19 +70,26 @@ def cost_metrics(trainer: Any, result: Any, trainable: int, total: int) -> dict:
 def run_stage(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple[Path, dict]:
     """Run one adapt or pretrain recipe; returns its output directory and metrics."""
     from . import adapt, pretrain
+    from .train import wait_for_other_processes
 
     if resolved.kind == "pretrain":
-        return pretrain.run(resolved, quiet=quiet, echo=echo)
-    trained = adapt.run(resolved, quiet=quiet, echo=echo)
-    return trained.directory, trained.metrics
+        out, metrics = pretrain.run(resolved, quiet=quiet, echo=echo)
+    else:
+        trained = adapt.run(resolved, quiet=quiet, echo=echo)
+        out, metrics = trained.directory, trained.metrics
+    wait_for_other_processes()  # rank 0 has written everything the next stage or the caller reads
+    return out, metrics
 
 
 def run(resolved: Resolved | Pipeline, *, quiet: bool = False, echo: Echo = print,
         announce: Callable[[str], Any] = print) -> Iterator[tuple[Resolved, Path, dict]]:
     """Run a recipe or every stage of a pipeline, yielding ``(stage, output directory, metrics)``
     as each finishes (so a caller can report a stage before the next one starts)."""
+    from .train import end_processes
+
     if not isinstance(resolved, Pipeline):
         yield (resolved, *run_stage(resolved, quiet=quiet, echo=echo))
+        end_processes()
         return
     outputs: dict[str, str] = {}
     for index, (name, _) in enumerate(resolved.stages):
@@ -91,3 +98,4 @@ def run(resolved: Resolved | Pipeline, *, quiet: bool = False, echo: Echo = prin
         out, metrics = run_stage(stage, quiet=quiet, echo=echo)
         outputs[name] = str(out)
         yield stage, out, metrics
+    end_processes()

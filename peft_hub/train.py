@@ -131,6 +131,29 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _process_group():
+    """torch.distributed when this process is one of several (set up by Trainer), else None."""
+    if "torch" not in sys.modules:
+        return None
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def wait_for_other_processes() -> None:
+    """Block until every rank gets here (no-op in a single process)."""
+    if dist := _process_group():
+        dist.barrier()
+
+
+def end_processes() -> None:
+    """Close the process group once every rank is done. A rank that exits while another still
+    writes or evaluates tears gloo down under it ("terminate called without an active exception")."""
+    if dist := _process_group():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _CompleteMarker():
     """Marks a checkpoint directory complete once Trainer has written all of it, so a run killed
     while saving never leaves a checkpoint that looks usable."""
