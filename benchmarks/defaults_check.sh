@@ -27,6 +27,7 @@ DERIVED=${DERIVED:-/tmp/peft-hub-defaults-data}   # SemEval as TSV: derived data
 N=${N:-4000}            # small budget: the first N training examples (after the dev carve), 1 epoch
 LONG_N=${LONG_N:-10000} # recipe length: up to N examples, 3 epochs
 EVAL=${EVAL:-2000}      # dev and test: the first EVAL examples
+EXTRA=${EXTRA:-}         # overrides for every adapt run, e.g. EXTRA="--lr 1e-3" OUT=runs/defaults-lr1e-3
 PART=${1:-all}
 mkdir -p "$OUT"
 [ -f "$DERIVED/semeval19/train.tsv" ] || .venv/bin/python benchmarks/semeval_as_tsv.py $D/semeval2010_task8 "$DERIVED/semeval19"
@@ -47,7 +48,7 @@ adapt() {  # run-dir task method epochs samples data-args [overrides...]
   echo "$(date +%T) $dir" >&2
   # shellcheck disable=SC2086
   .venv/bin/peft-hub adapt --task "$task" --method "$method" --epochs "$epochs" --max-train-samples "$samples" \
-      --max-eval-samples "$EVAL" --output "$dir" --overwrite --quiet $args "$@" > /dev/null
+      --max-eval-samples "$EVAL" --output "$dir" --overwrite --quiet $args $EXTRA "$@" > /dev/null
 }
 
 ONLY=${ONLY:-}  # e.g. ONLY="trec50 banking77": only these datasets (two workers can share the 2 cores)

@@ -73,7 +73,7 @@ def bare_loop(steps: int, tmp: Path) -> dict:
     tokenizer = models.load_tokenizer(path)
     train_docs, _ = _corpus(resolved, lambda *_: None)
     d = recipe.data
-    builder = BlockBuilder(tokenizer, block_size=d.block_size, line_by_line=d.line_by_line, word_ids=objective.needs_word_ids)
+    builder = BlockBuilder(tokenizer, block_size=d.block_size, unit="documents" if d.line_by_line else "blocks", word_ids=objective.needs_word_ids)
     train = FeatureDataset(list(build_blocks(train_docs(), builder)))
     model, _ = objective.build_model(path)
     model = method.apply(model, resolved.method_options, objective)

@@ -22,6 +22,7 @@ from .data import (
     read_lines,
     split_files,
 )
+from .embeddings import alignment_uniformity, bi_encoder_class, encode, encoder_class, pool, sts_scores
 from .errors import DataError, ModelError, PeftHubError, RecipeError, RunDirError, UnknownNameError
 from .heads import Head
 from .hookspecs import hookimpl
@@ -29,8 +30,10 @@ from .methods import Method, PeftMethod, StateDictMethod, train_head, train_only
 from .models import encoder_layers, load_pretrained, load_with_head, model_outputs, special_tokens
 from .objectives import Objective
 from .options import Options, option
+from .pairs import PairColumns, PairExample, pearson, read_pairs, read_scored_pairs, spearman
 from .scoring import accuracy_macro_f1, label_set, labelled
 from .tasks import Evaluation, Splits, Task
+from .text import split_sentences
 
 __version__ = "0.1.0"
 
@@ -64,6 +67,21 @@ __all__ = [
     "TaggedSentence",
     "is_saved_dataset",
     "load_dataset_splits",
+    # sentence pairs (the pair task, supervised SimCSE, STS scoring): files, correlations
+    "read_pairs",
+    "read_scored_pairs",
+    "PairColumns",
+    "PairExample",
+    "pearson",
+    "spearman",
+    # sentence embeddings (SimCSE, embed, STS): the bi-encoder, pooling, encoding, scores
+    "bi_encoder_class",
+    "encoder_class",
+    "pool",
+    "encode",
+    "sts_scores",
+    "alignment_uniformity",
+    "split_sentences",
     # helpers for label tasks: the label set, accuracy and macro-F1, a prediction with its scores
     "label_set",
     "accuracy_macro_f1",

@@ -342,34 +342,80 @@ def validate(recipe, overrides, show):
 Examples:
   peft-hub evaluate runs/x --data ../shared/data/conll2003
   peft-hub evaluate runs/x --data my_test.txt --json
+  peft-hub evaluate runs/simcse --sts ../shared/data/stsb/sts-test.csv   # any model or run with sentence embeddings
 """)
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--data", "-d", required=True, help="Data directory (every split found is scored) or a file.")
+@click.option("--data", "-d", help="Data directory (every split found is scored) or a file.")
+@click.option("--sts", type=click.Path(dir_okay=False), help="Score sentence embeddings instead: an STS file (sentence1, sentence2, score in [0, 5]); "
+              "Spearman correlation of cosine similarity with the scores. RUN_DIR may then be any model.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), help="With --sts: how tokens become one vector (default: what the model trained with, else mean).")
 @click.option("--task", "-t", "expect_task", help="Refuse a run of another task (e.g. --task ner).")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Data format, as data.format in a recipe.")
 @click.option("--max-eval-samples", type=int, help="Score only the first N examples of each split.")
 @quiet_option
 @json_option
-def evaluate(run_dir, data, expect_task, fmt, max_eval_samples, quiet, json_):
-    """Score a finished run on labelled data with the task's metric."""
+def evaluate(run_dir, data, sts, pooling, expect_task, fmt, max_eval_samples, quiet, json_):
+    """Score a finished run on labelled data with the task's metric, or any model's sentence
+    embeddings on an STS file (--sts)."""
     import os
 
     from . import adapt
     from .recipes import DataConfig
 
     _setup_logging(quiet)
-    path = Path(data)
-    config = DataConfig(path=data, format=fmt, max_eval_samples=max_eval_samples)
-    if path.is_file():  # a single file is scored as is, whatever its name
-        config = DataConfig(train=data, format=fmt, max_eval_samples=max_eval_samples)
-    elif not path.exists() and os.sep in data:
-        raise click.BadParameter(f"{data!r} does not exist.", param_hint="--data")
-    results = adapt.evaluate(run_dir, config, quiet=quiet, expect_task=expect_task)
+    if bool(data) == bool(sts):
+        raise click.UsageError("Give --data (score a run with its task's metric) or --sts (score sentence embeddings), one of them.")
+    if sts:
+        from . import embeddings
+        from .pairs import read_scored_pairs
+
+        pairs = read_scored_pairs(sts)[:max_eval_samples]
+        model, tokenizer, trained_pooling = embeddings.load_encoder(run_dir)
+        results = {"sts": embeddings.sts_scores(model, tokenizer, pairs, pooling or trained_pooling)}
+    else:
+        path = Path(data)
+        config = DataConfig(path=data, format=fmt, max_eval_samples=max_eval_samples)
+        if path.is_file():  # a single file is scored as is, whatever its name
+            config = DataConfig(train=data, format=fmt, max_eval_samples=max_eval_samples)
+        elif not path.exists() and os.sep in data:
+            raise click.BadParameter(f"{data!r} does not exist.", param_hint="--data")
+        results = adapt.evaluate(run_dir, config, quiet=quiet, expect_task=expect_task)
     if json_:
         click.echo(json.dumps(results, indent=2))
         return
     for split, scores in results.items():
-        click.echo(f"{split}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float)))
+        click.echo(f"{split}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  peft-hub embed minilm --input sentences.txt --output vectors.npy
+  peft-hub embed runs/simcse --input docs.jsonl --text-field body --output vectors.jsonl
+""")
+@click.argument("source")
+@click.option("--input", "-i", "input_", required=True, type=click.Path(dir_okay=False),
+              help="Texts: one per line, or JSONL with --text-field.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Where to write: .npy (a matrix) or .jsonl.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), help="How tokens become one vector (default: what the model trained with, else mean).")
+@click.option("--text-field", default="text", show_default=True, help="JSONL key holding the text.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--normalize/--no-normalize", default=False, help="Scale every vector to length 1 (cosine = dot product).")
+@quiet_option
+def embed(source, input_, output, pooling, text_field, batch_size, normalize, quiet):
+    """Write sentence embeddings of texts: SOURCE is a model (directory, alias), a `pretrain`
+    output (e.g. SimCSE) or an `adapt` run of a task with sentence representations (classify)."""
+    from . import embeddings
+
+    _setup_logging(quiet)
+    if not output.lower().endswith((".npy", ".jsonl")):
+        raise click.BadParameter(f"{output!r}: write .npy (a matrix) or .jsonl (text and embedding per line).", param_hint="--output")
+    texts = embeddings.read_texts(input_, text_field)
+    model, tokenizer, trained_pooling = embeddings.load_encoder(source)
+    vectors = embeddings.encode(model, tokenizer, texts, pooling or trained_pooling, batch_size, normalize=normalize)
+    embeddings.write_embeddings(vectors, texts, output)
+    if not quiet:
+        click.echo(f"{len(texts):,} embeddings of size {vectors.shape[1]} ({pooling or trained_pooling} pooling) written to {output}", err=True)
 
 
 @cli.command(epilog="""

@@ -1,10 +1,12 @@
 """What a self-supervised pretraining objective is. Concrete objectives (``mlm``, ``wwm``) live in
 plugins and register through :func:`peft_hub.hookspecs.register_objectives`.
 
-The core reads and tokenizes the text into examples (:mod:`peft_hub.text`): fixed-size blocks that
-pack documents together, or one example per document (``input_unit = "documents"``, e.g. for a
-sentence-level objective). The objective builds the model with its pretraining head, the collator
-that turns examples into training batches, and owns its held-out evaluation::
+The core reads and tokenizes the text into units (:mod:`peft_hub.text`): fixed-size blocks that
+pack documents together, one per document, or one per sentence (``input_unit``), and the objective
+may turn them into its own examples (``build_examples``: sentence-order pairs from consecutive
+sentences). An objective that trains on records rather than text (supervised SimCSE: NLI pairs)
+reads them itself (``read_data``). The objective builds the model with its pretraining head, the
+collator that turns examples into training batches, and owns its held-out evaluation::
 
     heldout = objective.heldout(blocks, tokenizer, options, seed)    # fixed once (e.g. masked)
     scores = objective.evaluate(model, heldout, tokenizer, options, batch_size)   # before and after
@@ -33,16 +35,39 @@ class Objective(Head):
     peft_task_type: ClassVar[str | None] = None
     #: Whether blocks must carry ``word_ids`` (the word index of every token) for the collator.
     needs_word_ids: ClassVar[bool] = False
-    #: What one training example is: ``"blocks"`` of ``data.block_size`` tokens packing documents
-    #: together, or ``"documents"``: one document (a line, with ``data.line_by_line``) each, cut to
-    #: the block size.
-    input_unit: ClassVar[Literal["blocks", "documents"]] = "blocks"
+    #: What the core cuts text into: ``"blocks"`` of ``data.block_size`` tokens packing documents
+    #: together, ``"documents"`` (one each, cut to the block size) or ``"sentences"`` (one each,
+    #: with its ``text`` and ``document`` index; ``peft_hub.split_sentences``).
+    input_unit: ClassVar[Literal["blocks", "documents", "sentences"]] = "blocks"
     #: Key of :meth:`evaluate`'s result reported before/after training and shown by ``report``.
     primary_metric: ClassVar[str] = "loss"
     #: Whether a higher ``primary_metric`` is better.
     greater_is_better: ClassVar[bool] = False
+    #: The smallest training batch the objective works with (in-batch negatives need 2 or more).
+    min_batch_size: ClassVar[int] = 1
     #: The method used when a pretrain recipe names none (None: the recipe must name one).
     default_method: ClassVar[str | None] = None
+
+    def primary_metric_for(self, options: Any) -> str:
+        """The primary metric under these options (SimCSE: STS Spearman when given an STS file,
+        else uniformity). Default: :attr:`primary_metric`."""
+        return self.primary_metric
+
+    def greater_is_better_for(self, options: Any) -> bool:
+        """Whether a higher :meth:`primary_metric_for` is better. Default: :attr:`greater_is_better`."""
+        return self.greater_is_better
+
+    def read_data(self, data: Any, tokenizer: Any, options: Any) -> tuple[list[dict], list[dict]] | None:
+        """For an objective that trains on records rather than text: (training examples, held-out
+        examples) read from the recipe's ``data`` section. None (default): the core reads text."""
+        return None
+
+    def build_examples(self, units: list[dict], tokenizer: Any, options: Any, seed: int, block_size: int) -> list[dict]:
+        """Training (or held-out) examples from the tokenized units of :attr:`input_unit`, e.g.
+        sentence pairs of up to ``block_size`` tokens from consecutive sentences. Default: the
+        units themselves. An example must not hold ``labels``: that key marks the held-out
+        examples the default :meth:`heldout` fixed (an example's own label goes under another key)."""
+        return units
 
     def build_model(self, model_path: str, **load_kwargs: Any) -> tuple[torch.nn.Module, list[str]]:
         """The model with its pretraining head, and the names of head weights that were newly

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import models, rundir
 from .errors import DataError, PeftHubError
+from .objectives import Objective
 from .progress import track
 from .recipes import Resolved
 from .rundir import Echo
@@ -94,6 +95,51 @@ def _corpus(resolved: Resolved, echo: Echo) -> tuple[Callable[[], Any], list[str
     return make_train, held
 
 
+def _examples(resolved: Resolved, tokenizer: Any, echo: Echo, quiet: bool) -> tuple[Any, list[dict]]:
+    """(training dataset, held-out examples before the objective fixes them): the objective's own
+    records, or the text cut into its input unit and turned into its examples."""
+    from .train import FeatureDataset
+
+    objective, options, d, seed = resolved.objective, resolved.objective_options, resolved.recipe.data, resolved.recipe.training.seed
+    records = objective.read_data(d, tokenizer, options)
+    if records is not None:
+        train_records, held_records = records
+        if not train_records or not held_records:
+            raise DataError(f"Objective {objective.name!r} found {len(train_records)} training and {len(held_records)} held-out "
+                            f"examples in {d.path or d.train}; it needs both.")
+        echo(f"Training examples: {len(train_records):,}; held out: {len(held_records):,}")
+        return FeatureDataset(train_records[: d.max_train_samples]), held_records[: d.max_eval_samples]
+    unit = "documents" if d.line_by_line and objective.input_unit == "blocks" else objective.input_unit
+    block_args = dict(block_size=d.block_size, unit=unit, word_ids=objective.needs_word_ids)
+    own_examples = type(objective).build_examples is not Objective.build_examples
+    train_docs, held_docs = _corpus(resolved, echo)
+    if not held_docs:
+        raise DataError("No held-out text: give data.validation=FILE or a larger corpus (validation_split).")
+    if d.streaming:
+        if own_examples:
+            raise DataError(f"Objective {objective.name!r} builds its examples from the whole corpus, which cannot be "
+                            "streamed; leave data.streaming off.")
+        echo("Training text: streamed (read and tokenized lazily)")
+        train: Any = streaming_blocks(train_docs, block_args, tokenizer)
+    else:
+        builder = BlockBuilder(tokenizer, **block_args)
+        docs = track(train_docs(), "Tokenizing text", quiet=quiet, unit="documents")
+        units = list(build_blocks(docs, builder, limit=None if own_examples else d.max_train_samples))
+        train = FeatureDataset(objective.build_examples(units, tokenizer, options, seed, d.block_size)[: d.max_train_samples])
+        if not len(train):
+            raise DataError(f"No training {unit} found in {', '.join(d.paths)}"
+                            + (f" ({len(units)} {unit}, but no {objective.name} examples from them)." if units else "."))
+        echo(f"Training text: {len(units):,} {unit} of up to {d.block_size} tokens"
+             + (f" -> {len(train):,} {objective.name} examples" if own_examples else "")
+             + f" ({train.num_tokens():,} tokens)" + (f"; {builder.truncated} {unit} truncated" if builder.truncated else ""))
+    held_units = list(build_blocks(held_docs, BlockBuilder(tokenizer, **block_args), limit=None if own_examples else d.max_eval_samples))
+    held = objective.build_examples(held_units, tokenizer, options, seed + 1, d.block_size)[: d.max_eval_samples]
+    if not held:
+        raise DataError(f"No held-out {objective.name} examples from {len(held_units)} held-out {unit}: "
+                        "give data.validation=FILE with more text, or a larger data.validation_split.")
+    return train, held
+
+
 def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple[Path, dict]:
     """Continue pretraining a model on text; returns the output directory and its metrics."""
     recipe, objective, method = resolved.recipe, resolved.objective, resolved.method
@@ -105,27 +151,13 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     if d.block_size > tokenizer.model_max_length:
         raise DataError(f"data.block_size={d.block_size} is more than the {tokenizer.model_max_length} positions of "
                         f"{model_path}. Use --block-size {tokenizer.model_max_length} or less.")
-    by_document = d.line_by_line or objective.input_unit == "documents"
-    block_args = dict(block_size=d.block_size, line_by_line=by_document, word_ids=objective.needs_word_ids)
-
-    train_docs, held_docs = _corpus(resolved, echo)
-    if not held_docs:
-        raise DataError("No held-out text: give data.validation=FILE or a larger corpus (validation_split).")
-    if d.streaming:
-        train = streaming_blocks(train_docs, block_args, tokenizer)
-        echo("Training text: streamed (read and tokenized lazily)")
-    else:
-        builder = BlockBuilder(tokenizer, **block_args)
-        docs = track(train_docs(), "Tokenizing text", quiet=quiet, unit="documents")
-        train = FeatureDataset(list(build_blocks(docs, builder, limit=d.max_train_samples)))
-        if not len(train):
-            raise DataError(f"No training text found in {', '.join(d.paths)}.")
-        echo(f"Training text: {len(train)} blocks of up to {d.block_size} tokens ({train.num_tokens():,} tokens)"
-             + (f"; {builder.truncated} documents truncated" if builder.truncated else ""))
-    held = list(build_blocks(held_docs, BlockBuilder(tokenizer, **block_args), limit=d.max_eval_samples))
     options = resolved.objective_options
+    if t.batch_size < objective.min_batch_size:
+        raise DataError(f"Objective {objective.name!r} needs at least {objective.min_batch_size} examples per batch "
+                        f"(training.batch_size is {t.batch_size}). Use --batch-size {max(objective.min_batch_size, 16)}.")
+    train, held = _examples(resolved, tokenizer, echo, quiet)
     eval_features = FeatureDataset(objective.heldout(held, tokenizer, options, seed=t.seed + 1))
-    metric = objective.primary_metric
+    metric = objective.primary_metric_for(options)
 
     quant = recipe.model.quantization
     model, fresh = objective.build_model(model_path, trust_remote_code=recipe.model.trust_remote_code,
@@ -155,7 +187,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     trainable, total = count_parameters(model)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
 
-    from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
+    from transformers import EarlyStoppingCallback
 
     if t.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
@@ -163,9 +195,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     total_steps = t.max_steps or math.ceil(len(train) / t.batch_size * t.epochs)
     trainer = build_trainer(
         t, resolved.learning_rate, model, tokenizer, train, eval_features, out,
-        collator=_EvalAwareCollator(objective.collator(tokenizer, options), DataCollatorForTokenClassification(tokenizer)),
+        collator=objective.collator(tokenizer, options), metric=metric, greater_is_better=objective.greater_is_better_for(options),
         eval_steps=t.eval_steps or max(1, total_steps // 5), quiet=quiet, callbacks=tuple(callbacks),
-        batch_transform=objective.prepare_training(model, options), learning_rates=head_rates,
+        batch_transform=objective.prepare_training(model, options), learning_rates=head_rates, own_evaluation=evaluate,
     )
     result = train_resumably(trainer, recipe.output.resume, out)
     model = trainer.model
@@ -184,7 +216,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     tokenizer.save_pretrained(str(out))
     metrics = {
         "primary_metric": metric,
-        "greater_is_better": objective.greater_is_better,
+        "greater_is_better": objective.greater_is_better_for(options),
         "heldout_before": before,
         "heldout_after": after,
         "heldout_examples": len(eval_features),
@@ -194,15 +226,5 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         "history": trainer.state.log_history,
     }
     rundir.finish(out, resolved, metrics, {"objective": objective.name, "method": method.name, "base_model": model_path},
-                  curves_metric="loss")
+                  curves_metric=metric)
     return out, metrics
-
-
-class _EvalAwareCollator:
-    """Masks training blocks dynamically; held-out blocks arrive already masked and are only padded."""
-
-    def __init__(self, masking: Any, pad: Any):
-        self.masking, self.pad = masking, pad
-
-    def __call__(self, features: list[dict]) -> dict:
-        return self.pad(features) if "labels" in features[0] else self.masking(features)

@@ -168,8 +168,8 @@ class TextDataConfig(Options):
 @dataclass
 class PretrainTrainingConfig(TrainingConfig):
     head_warmup_steps: int = option(100, "If the model has no pretraining head: train only the fresh head for this many steps first.")
-    eval_steps: int | None = option(None, "Evaluate held-out loss every N steps (unset: 5 times per run).")
-    early_stopping_patience: int | None = option(3, "Stop after N evaluations without a better held-out loss (null: never).")
+    eval_steps: int | None = option(None, "Evaluate the held-out metric every N steps (unset: 5 times per run).")
+    early_stopping_patience: int | None = option(3, "Stop after N evaluations without a better held-out score (the objective's primary metric) (null: never).")
 
     def check(self) -> list[str]:
         errors = super().check()

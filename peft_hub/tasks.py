@@ -74,6 +74,10 @@ class Task(Head):
     greater_is_better: ClassVar[bool] = True
     #: Metrics the end-of-run summary shows, in order (default: the primary metric).
     summary_metrics: ClassVar[tuple[str, ...]] = ()
+    #: Whether the trained encoder represents one text as a whole (a sequence classifier does; a
+    #: tagger, a span extractor or a cross-encoder of pairs does not): ``peft-hub embed`` and
+    #: ``evaluate --sts`` take runs of such tasks and refuse the others.
+    sentence_embeddings: ClassVar[bool] = False
 
     def primary_metric_for(self, options: Any) -> str:
         """The primary metric of a run with these task options, for tasks whose options change

@@ -20,6 +20,11 @@ from .errors import DataError
 from .models import special_tokens
 
 PUBTATOR_RE = re.compile(r"^(\d+)\|([ta])\|(.*)$")
+# a sentence ends at . ! ? (maybe followed by a closing quote or bracket) before a space and an
+# upper-case letter, a digit or an opening quote/bracket: "... actor . He had ..." (WikiText)
+SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9])")
+MIN_SENTENCE_WORDS = 3  # fewer words holding a letter: a heading or debris ("= = Career = =")
+UNITS = ("blocks", "documents", "sentences")
 FORMATS = ("auto", "text", "jsonl", "pubtator")
 
 
@@ -136,26 +141,40 @@ def hold_out(docs: Iterable[str], fraction: float) -> tuple[Iterator[str], list[
     return train(), held
 
 
-class BlockBuilder:
-    """Tokenizes documents and groups them into model inputs.
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a text (a rule, not a parser: ends at . ! ? before a capital or digit),
+    without those of fewer than :data:`MIN_SENTENCE_WORDS` words that hold a letter."""
+    parts = (part.strip() for part in SENTENCE_END_RE.split(text))
+    return [p for p in parts if sum(any(c.isalpha() for c in word) for word in p.split()) >= MIN_SENTENCE_WORDS]
 
-    Grouped (default): documents are concatenated with ``[SEP]`` between them and cut into blocks
-    of ``block_size`` tokens including ``[CLS]``/``[SEP]``. Line by line: one document per block,
-    truncated to ``block_size``. With ``word_ids``, each block carries the index of the word every
-    token belongs to (for whole-word masking; words come from the tokenizer's pre-tokenizer, so
-    WordPiece, BPE and SentencePiece are handled alike).
+
+class BlockBuilder:
+    """Tokenizes documents and groups them into model inputs, by ``unit``:
+
+    - ``blocks`` (default): documents are concatenated with ``[SEP]`` between them and cut into
+      blocks of ``block_size`` tokens including ``[CLS]``/``[SEP]``;
+    - ``documents``: one document per block, truncated to ``block_size``;
+    - ``sentences``: one sentence per block (:func:`split_sentences`), truncated, carrying its
+      ``text`` and the index of its ``document`` (so that consecutive sentences can be paired).
+
+    With ``word_ids``, each block carries the index of the word every token belongs to (for
+    whole-word masking; words come from the tokenizer's pre-tokenizer, so WordPiece, BPE and
+    SentencePiece are handled alike).
     """
 
-    def __init__(self, tokenizer: Any, block_size: int, line_by_line: bool = False, word_ids: bool = False):
+    def __init__(self, tokenizer: Any, block_size: int, unit: str = "blocks", word_ids: bool = False):
+        if unit not in UNITS:
+            raise DataError(f"Unknown input unit {unit!r}; use one of {', '.join(UNITS)}.")
         self.tokenizer = tokenizer
         self.prefix, self.suffix = special_tokens(tokenizer)  # [CLS] ... [SEP] or <s> ... </s>
         self.special_ids = set(tokenizer.all_special_ids)
         self.size = block_size - len(self.prefix) - len(self.suffix)
-        self.line_by_line = line_by_line
+        self.unit = unit
         self.word_ids = word_ids
         self._ids: list[int] = []
         self._words: list[int] = []
         self._next_word = 0
+        self._documents = 0
         self.truncated = 0
 
     def _block(self, ids: list[int], words: list[int]) -> dict:
@@ -170,18 +189,27 @@ class BlockBuilder:
 
     def add(self, docs: list[str]) -> Iterator[dict]:
         """Blocks completed by these documents (grouped mode keeps the remainder for later)."""
-        enc = self.tokenizer(docs, add_special_tokens=False)
+        texts, documents = docs, None
+        if self.unit == "sentences":
+            split = [split_sentences(doc) for doc in docs]
+            texts = [sentence for sentences in split for sentence in sentences]
+            documents = [self._documents + n for n, sentences in enumerate(split) for _ in sentences]
+            self._documents += len(docs)
+        enc = self.tokenizer(texts, add_special_tokens=False)
         sep = self.tokenizer.sep_token_id
-        for index in range(len(docs)):
+        for index in range(len(texts)):
             ids = enc["input_ids"][index]
             if not ids:
                 continue
             words = [self._next_word + (w if w is not None else 0) for w in enc.word_ids(index)]
             self._next_word = max(words) + 1
-            if self.line_by_line:
+            if self.unit != "blocks":
                 if len(ids) > self.size:
                     self.truncated += 1
-                yield self._block(ids[: self.size], words[: self.size])
+                block = self._block(ids[: self.size], words[: self.size])
+                if documents is not None:
+                    block.update(text=texts[index], document=documents[index])
+                yield block
                 continue
             if self._ids and sep is not None:
                 self._ids.append(sep)

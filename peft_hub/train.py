@@ -218,9 +218,18 @@ def _trainer_class() -> type:
         #: the dataset being evaluated (set by evaluate: a task's metric reads its features and examples)
         evaluating: Any = None
 
-        def evaluate(self, eval_dataset=None, *args, **kwargs):
+        #: set by build_trainer: scores the model on held-out data in place of Trainer's loss loop
+        #: (a pretraining objective's own evaluation: perplexity, STS Spearman, accuracy ...)
+        own_evaluation: Callable[[Any], dict[str, float]] | None = None
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             self.evaluating = eval_dataset if eval_dataset is not None else self.eval_dataset
-            return super().evaluate(eval_dataset, *args, **kwargs)
+            if self.own_evaluation is None:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.own_evaluation(self.model).items()}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
 
         #: set by build_trainer: rewrites each batch before the forward pass (an objective's choice)
         batch_transform: Callable[[dict], dict] | None = None
@@ -378,11 +387,14 @@ def build_trainer(
     callbacks: tuple = (),
     batch_transform: Callable[[dict], dict] | None = None,
     learning_rates: dict[str, float] | None = None,
+    own_evaluation: Callable[[Any], dict[str, float]] | None = None,
 ) -> Any:
     """A Trainer for ``model`` from a recipe's ``training`` section. Evaluates on ``dev`` every
     epoch (or every ``eval_steps``), keeps the best checkpoint by ``metric``, logs to TensorBoard.
     ``predictions`` turns each evaluation batch's outputs into what ``compute_metrics`` gets.
-    ``learning_rates`` gives the parameters named by these suffixes their own peak rate."""
+    ``learning_rates`` gives the parameters named by these suffixes their own peak rate.
+    ``own_evaluation(model)`` replaces Trainer's evaluation loop on ``dev`` (which then only marks
+    that there is held-out data)."""
     import torch
     from transformers import TrainingArguments
 
@@ -461,6 +473,7 @@ def build_trainer(
             preprocess_logits_for_metrics=(lambda logits, labels: predictions(logits)) if predictions else None,
         )
     trainer.batch_transform = batch_transform
+    trainer.own_evaluation = own_evaluation
     trainer.learning_rates = learning_rates or {}
     if t.batching == "length" and isinstance(train, FeatureDataset):
         from .batching import LengthBucketSampler

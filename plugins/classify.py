@@ -143,6 +143,7 @@ class Classify(peft_hub.Task):
     Options = ClassifyOptions
     keep_full_precision = ["classifier"]  # the head stays out of 8-bit/4-bit
     peft_task_type = "SEQ_CLS"
+    sentence_embeddings = True
     primary_metric = "f1"  # macro-F1: accuracy hides a model that ignores the rare classes
     summary_metrics = ("accuracy", "f1")
 

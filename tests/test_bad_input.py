@@ -34,6 +34,15 @@ def _adapt(tmp: Path, tiny: Path, *extra: str, task: str = "ner", method: str = 
     return ["adapt", "--method", method, "--task", task, "--model", str(tiny), "--output", str(tmp / "out"), "--quiet", *extra]
 
 
+def _pretrain(tmp: Path, tiny: Path, objective: str, data: str, *extra: str) -> list[str]:
+    return ["pretrain", "--objective", objective, "--model", str(tiny), "--data", data, "--output", str(tmp / "out"),
+            "--max-steps", "2", "--quiet", *extra]
+
+
+def _sentences(tmp: Path) -> str:
+    return _file(tmp, "docs.txt", "".join(f"The cat number {i} sat on the mat. It was a good cat indeed.\n" for i in range(40)))
+
+
 def _file(tmp: Path, name: str, text: str) -> str:
     (tmp / name).write_text(text)
     return str(tmp / name)
@@ -174,6 +183,26 @@ CASES = [
      "answer 'z' is not at character 1 of the context", None),
     ("pair-scores-as-classes", lambda t, m: _adapt(t, m, "--data", _file(t, "train.tsv", "".join(f"a{i}\tb\t{i / 9:.3f}\n" for i in range(40))), task="pair"),
      "Set task.options.target=regression", None),
+    # -- sentence objectives and embeddings ------------------------------------------------------
+    ("simcse-pair-file-without-pairs", lambda t, m: _pretrain(t, m, "simcse", _file(t, "nli.tsv", "sentence1\tlabel\nA man sits.\tentailment\n"), "objective.options.supervised=true"),
+     "cannot tell which column holds the text_pair", None),
+    ("simcse-unknown-nli-labels", lambda t, m: _pretrain(t, m, "simcse", _file(t, "nli.tsv", "sentence1\tsentence2\tlabel\n" + "A b c.\tD e f.\tpositive\n" * 4), "objective.options.supervised=true"),
+     "NLI label 'positive' is none of entailment, neutral, contradiction", None),
+    ("simcse-no-entailment-pairs", lambda t, m: _pretrain(t, m, "simcse", _file(t, "nli.tsv", "sentence1\tsentence2\tlabel\n" + "".join(f"A b c{i}.\tD e f.\tneutral\n" for i in range(30))), "objective.options.supervised=true"),
+     "no entailment pairs to train on", None),
+    ("simcse-sts-scores-out-of-range", lambda t, m: _pretrain(t, m, "simcse", _sentences(t), "objective.options.sts=" + _file(t, "sts.tsv", "a b c\td e f\t4.0\ng h i\tj k l\t6.5\nm n o\tp q r\t1.0\n")),
+     "score 6.5 is outside [0, 5]", None),
+    ("simcse-sts-file-missing", lambda t, m: _pretrain(t, m, "simcse", _sentences(t), "objective.options.sts=/no/sts.tsv"),
+     "sts: /no/sts.tsv is not a file", None),
+    ("simcse-batch-of-one", lambda t, m: _pretrain(t, m, "simcse", _sentences(t), "--batch-size", "1"),
+     "needs at least 2 examples per batch (training.batch_size is 1)", None),
+    ("sop-documents-of-one-sentence", lambda t, m: _pretrain(t, m, "sop", _file(t, "one.txt", "".join(f"The cat number {i} sat down.\n" for i in range(40)))),
+     "sop needs documents of at least 2 sentences", None),
+    ("embed-run-of-a-tagger", lambda t, m: ["embed", _finished_run(t, kind="adapt", task="ner"), "-i", _file(t, "in.txt", "x y\n"), "-o", str(t / "v.npy")],
+     "that task has no sentence representation", None),
+    ("embed-output-format", lambda t, m: ["embed", str(m), "-i", _file(t, "in.txt", "x y\n"), "-o", str(t / "v.csv")], "write .npy (a matrix) or .jsonl", None),
+    ("embed-empty-line", lambda t, m: ["embed", str(m), "-i", _file(t, "in.txt", "x y\n\nz\n"), "-o", str(t / "v.npy")], "line 2: an empty text", None),
+    ("evaluate-data-and-sts", lambda t, m: ["evaluate", str(m)], "Give --data (score a run with its task's metric) or --sts", None),
     # -- models ----------------------------------------------------------------------------------
     ("model-path-missing", lambda t, m: _adapt(t, "/no/such/model"), "does not exist", None),
     ("model-dir-not-a-model", lambda t, m: _adapt(t, t), "is not a model directory: it has no config.json", None),

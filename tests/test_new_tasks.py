@@ -14,7 +14,8 @@ from peft_hub import DataError, registry
 from peft_hub.cli import cli
 from peft_hub.recipes import DataConfig
 from peft_hub.tasks import Evaluation
-from peft_hub_plugins.pair import pearson, ranks
+from peft_hub import pearson
+from peft_hub.pairs import ranks
 from peft_hub_plugins.qa import normalize_answer, squad_scores, Example as QaExample
 from peft_hub_plugins.relation import mark, official_scores
 

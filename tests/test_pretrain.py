@@ -68,7 +68,7 @@ def test_blocks_pack_documents(tokenizer):
     assert content == stream[: len(content)] and 0 <= len(stream) - len(content) < 14 // 4
     for b in blocks:
         assert len(b["word_ids"]) == len(b["input_ids"]) and b["word_ids"][0] == -1
-    lines = list(build_blocks(SENTENCES, BlockBuilder(tokenizer, block_size=8, line_by_line=True)))
+    lines = list(build_blocks(SENTENCES, BlockBuilder(tokenizer, block_size=8, unit="documents")))
     assert len(lines) == len(SENTENCES)
 
 
