@@ -2,7 +2,8 @@
 error at once, without loading any model or data. The schema itself is :mod:`peft_hub.schema`
 (its classes are importable from here too).
 
-Input paths inside a recipe file (``data.*``, a ``model.name`` that is a relative directory)
+Input paths inside a recipe file (``data.*``, a ``model.name`` that is a relative directory, a
+component option naming an existing file such as ``objective.options.sts``)
 resolve relative to the file; ``output.dir`` and everything given on the command line resolve
 relative to the current directory.
 """
@@ -100,6 +101,11 @@ def _resolve_relative(data: dict, base: Path) -> None:
                 section[key] = [str((base / v).resolve()) if isinstance(v, str) and not os.path.isabs(v) and (base / v).exists() else v for v in value]
             elif isinstance(value, str) and not os.path.isabs(value) and (base / value).exists():
                 section[key] = str((base / value).resolve())
+    for component in ("task", "objective", "method"):  # options naming files, e.g. objective.options.sts
+        options = (data.get(component) or {}).get("options") if isinstance(data.get(component), dict) else None
+        for key, value in (options.items() if isinstance(options, dict) else ()):
+            if isinstance(value, str) and "/" in value and not os.path.isabs(value) and (base / value).exists():
+                options[key] = str((base / value).resolve())
     model = data.get("model")
     if isinstance(model, dict) and isinstance(model.get("name"), str):
         candidate = base / model["name"]

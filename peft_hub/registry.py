@@ -242,6 +242,11 @@ def get_task(name: str):
 
 
 def get_objective(name: str):
+    """A registered objective, or several trained together: ``mlm+sop``."""
+    if "+" in name:
+        from .combined import combine
+
+        return combine(tuple(part.strip() for part in name.split("+")))
     return _get("objective", objectives(), name, "See `peft-hub objectives list`.").obj
 
 

@@ -73,7 +73,7 @@ def test_its_objective_reports_its_own_metric_and_its_head_is_never_a_task_head(
                                      "--data", str(corpus), "--output", str(out), "--max-steps", "8", "--block-size", "32",
                                      "--json"])
     assert result.exit_code == 0, result.output
-    assert "Training text: 114 blocks" in result.stderr  # one per document: 120 lines, every 20th held out
+    assert "Training text: 114 documents" in result.stderr  # one per document: 120 lines, every 20th held out
     metrics = json.loads(result.stdout)
     assert metrics["primary_metric"] == "accuracy" and metrics["greater_is_better"] is True
     assert set(metrics["heldout_after"]) == {"accuracy", "tokens"}

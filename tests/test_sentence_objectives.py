@@ -187,3 +187,33 @@ def test_read_scored_pairs_refuses_scores_out_of_range(tmp_path):
     path.write_text("a b c\td e f\t4.5\ng h i\tj k l\t7.0\nm n o\tp q r\t1.0\n")
     with pytest.raises(Exception, match=r"line 2: score 7.0 is outside \[0, 5\]"):
         read_scored_pairs(path)
+
+
+def test_mlm_plus_sop_trains_one_encoder_with_both_losses(tiny_model, texts, tmp_path, cli_runner):
+    out = tmp_path / "mlm+sop"
+    metrics = _pretrain(cli_runner, tiny_model, out, "--objective", "mlm+sop", "--method", "lora", "--data", str(texts / "docs.txt"),
+                        "--max-steps", "6", "--batch-size", "8", "--validation-split", "0.2", "training.head_warmup_steps=2",
+                        "objective.options.weights={mlm: 1.0, sop: 0.5}", "objective.options.mlm.mlm_probability=0.2")
+    assert metrics["primary_metric"] == "mlm_perplexity" and metrics["greater_is_better"] is False
+    assert {"mlm_perplexity", "mlm_masked_tokens", "sop_accuracy"} <= set(metrics["heldout_after"])
+    assert any(w.startswith("parts.mlm.cls") for w in metrics["fresh_head_weights"])
+    assert any(w.startswith("parts.sop.classifier") for w in metrics["fresh_head_weights"])
+    from transformers import AutoModelForMaskedLM
+
+    saved = AutoModelForMaskedLM.from_pretrained(out)  # the first part's model, with the shared encoder
+    assert saved.cls.predictions.decoder.weight.data_ptr() == saved.bert.embeddings.word_embeddings.weight.data_ptr()
+    assert json.loads((out / "run.json").read_text())["objective"] == "mlm+sop"
+    adapted = cli_runner.invoke(cli, ["adapt", "--task", "ner", "--method", "lora", "--model", str(out),
+                                      "--output", str(tmp_path / "ner"), "--max-steps", "2", "--quiet"])
+    assert adapted.exit_code == 0, adapted.output
+
+
+def test_combined_objective_shares_the_encoder(tiny_model):
+    objective = registry.get_objective("mlm+nsp")
+    model, fresh = objective.build_model(str(tiny_model))
+    mlm, nsp = model.parts["mlm"], model.parts["nsp"]
+    assert mlm.bert is nsp.bert and mlm.bert.pooler is not None  # the larger encoder (with the pooler nsp reads)
+    assert mlm.cls.predictions.decoder.weight is mlm.bert.embeddings.word_embeddings.weight  # tied to the shared embeddings
+    assert objective.head_modules(model) == ["parts.mlm.cls.predictions.transform", "parts.nsp.classifier"]
+    with pytest.raises(Exception, match="both build their own examples"):
+        registry.get_objective("sop+nsp")
