@@ -61,7 +61,8 @@ each() {  # callback: called with name task args cap
 
 METHODS=${METHODS:-lora adapter ia3 prefix full}
 budget() { for m in $METHODS; do adapt "$OUT/budget/$1-$m" "$2" "$m" 1 "$4" "$3"; done; }
-long() { for m in lora full; do adapt "$OUT/long/$1-$m" "$2" $m 3 "$LONG_N" "$3"; done; }
+LONG_METHODS=${LONG_METHODS:-lora full}
+long() { for m in $LONG_METHODS; do adapt "$OUT/long/$1-$m" "$2" $m 3 "$LONG_N" "$3"; done; }
 before() {
   adapt "$OUT/before/$1-lora" "$2" lora 1 "$4" "$3" training.head_learning_rate=2e-3
   adapt "$OUT/before/$1-adapter" "$2" adapter 1 "$4" "$3" training.head_learning_rate=1e-2
