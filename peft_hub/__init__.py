@@ -30,7 +30,9 @@ from .methods import Method, PeftMethod, StateDictMethod, train_head, train_only
 from .models import encoder_layers, load_pretrained, load_with_head, model_outputs, special_tokens
 from .objectives import Objective
 from .options import Options, option
+from .options import parse as parse_options
 from .pairs import PairColumns, PairExample, pearson, read_pairs, read_scored_pairs, spearman
+from .registry import get_task
 from .scoring import accuracy_macro_f1, label_set, labelled
 from .tasks import Evaluation, Splits, Task
 from .text import split_sentences
@@ -50,6 +52,9 @@ __all__ = [
     "Splits",
     "Options",
     "option",
+    "parse_options",
+    # building on another registered task (an objective that reads a task's labelled data)
+    "get_task",
     # helpers for methods: which parameters train, where the encoder layers are
     "train_only",
     "train_head",

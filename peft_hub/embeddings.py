@@ -19,12 +19,18 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-POOLINGS = ("mean", "cls")
-Pooling = Literal["mean", "cls"]
+POOLINGS = ("mean", "cls", "pooler")
+Pooling = Literal["mean", "cls", "pooler"]
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """(batch, hidden) sentence vectors from (batch, tokens, hidden) states."""
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:
+    """(batch, hidden) sentence vectors from (batch, tokens, hidden) states: their mean over real
+    tokens, the first token's, or the encoder's own pooler (BERT: dense + tanh on the first token,
+    what a sequence-classification head reads)."""
+    if pooling == "pooler":
+        if pooler_output is None:
+            raise ModelError("pooling=pooler: this encoder has no pooler; use pooling mean or cls.")
+        return pooler_output
     if pooling == "cls":
         return hidden[:, 0]
     if pooling != "mean":
@@ -33,15 +39,24 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-def contrastive_loss(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float) -> torch.Tensor:
+def contrastive_loss(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float,
+                     groups: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE over cosine similarities: anchor i's positive is candidate i; every other candidate
-    (the batch's other positives, then any hard negatives appended after them) is a negative."""
+    (the batch's other positives, then any hard negatives appended after them) is a negative.
+    With ``groups`` (one id per anchor, e.g. its class), another positive of the anchor's own group
+    is no negative: it is left out of that anchor's softmax."""
     import torch
 
     anchors = torch.nn.functional.normalize(anchors.float(), dim=-1)
     candidates = torch.nn.functional.normalize(candidates.float(), dim=-1)
     logits = anchors @ candidates.T / temperature
-    return torch.nn.functional.cross_entropy(logits, torch.arange(len(anchors), device=anchors.device))
+    n = len(anchors)
+    if groups is not None:
+        same = torch.zeros_like(logits, dtype=torch.bool)
+        same[:, :n] = groups[:, None] == groups[None, :]
+        same[:, :n].fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, torch.arange(n, device=anchors.device))
 
 
 @functools.cache
@@ -53,7 +68,8 @@ def bi_encoder_class(base: type) -> type:
     - ``input_ids`` only: unsupervised SimCSE. Every sentence goes through twice in one pass; the
       two dropout masks make the positive pair, the rest of the batch the negatives;
     - with ``positive_input_ids`` (and maybe ``negative_input_ids``): supervised pairs, hard
-      negatives appended to the in-batch candidates.
+      negatives appended to the in-batch candidates; ``groups`` keeps same-class pairs apart from
+      the negatives (pairs drawn from labels).
 
     Without ``temperature`` it is the encoder itself. A subclass with the encoder's own name, so
     loading, 8-bit/4-bit, peft and ``save_pretrained`` (which writes a plain encoder that ``adapt
@@ -61,13 +77,14 @@ def bi_encoder_class(base: type) -> type:
     class BiEncoder(base):
         def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, positive_input_ids=None,
                     positive_attention_mask=None, negative_input_ids=None, negative_attention_mask=None,
-                    temperature=None, pooling="mean", return_loss=None, **kwargs):
+                    temperature=None, pooling="mean", groups=None, return_loss=None, **kwargs):
             if temperature is None:
                 return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs)
             import torch
 
             def embed(ids, mask):
-                return pool(super(BiEncoder, self).forward(input_ids=ids, attention_mask=mask).last_hidden_state, mask, pooling)
+                out = super(BiEncoder, self).forward(input_ids=ids, attention_mask=mask)
+                return pool(out.last_hidden_state, mask, pooling, getattr(out, "pooler_output", None))
 
             n = len(input_ids)
             if positive_input_ids is None:  # the same sentences twice: two dropout views
@@ -77,7 +94,7 @@ def bi_encoder_class(base: type) -> type:
                 anchors, candidates = embed(input_ids, attention_mask), embed(positive_input_ids, positive_attention_mask)
                 if negative_input_ids is not None and len(negative_input_ids):
                     candidates = torch.cat([candidates, embed(negative_input_ids, negative_attention_mask)])
-            return {"loss": contrastive_loss(anchors, candidates, float(temperature))}
+            return {"loss": contrastive_loss(anchors, candidates, float(temperature), groups)}
 
     BiEncoder.__name__ = BiEncoder.__qualname__ = base.__name__
     return BiEncoder
@@ -115,8 +132,8 @@ def encode(model: Any, tokenizer: Any, texts: Sequence[str], pooling: str = "mea
             batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                               max_length=min(max_length, tokenizer.model_max_length), return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            hidden = encoder(**batch).last_hidden_state
-            vectors = pool(hidden, batch["attention_mask"], pooling).float()
+            states = encoder(**batch)
+            vectors = pool(states.last_hidden_state, batch["attention_mask"], pooling, getattr(states, "pooler_output", None)).float()
             if normalize:
                 vectors = torch.nn.functional.normalize(vectors, dim=-1)
             out[rows] = vectors.cpu().numpy()

@@ -2,14 +2,18 @@
 
 - Unsupervised (default): every sentence of the text goes through the encoder twice; the two
   dropout masks make a positive pair and the rest of the batch are negatives.
-- Supervised (``supervised: true``): NLI pairs. Entailment hypotheses are the positives,
+- Supervised (``pairs: nli``): NLI pairs. Entailment hypotheses are the positives,
   contradiction hypotheses of the same premise hard negatives, the rest of the batch negatives.
   Any pair file ``peft_hub.read_pairs`` reads (SICK, SNLI/MNLI as TSV or JSONL); a split column
   (SICK's ``SemEval_set``) gives the held-out pairs, else every k-th premise is held out.
+- From labels (``pairs: labels``): the contrastive step of SetFit's few-shot recipe. The labelled
+  examples of a task (``task: classify``, read by that task's reader) are paired with other
+  examples of the same label; texts of the same label are never each other's negatives. A
+  classification stage on the same few labels follows (recipe ``simcse/setfit_sst2``).
 
 Held-out metric: Spearman correlation of cosine similarity with the gold scores of an STS file
 (``sts``: STS-B, SICK relatedness) when one is given, else the uniformity of held-out sentence
-embeddings (plus the alignment of held-out entailment pairs when supervised). The output is a plain
+embeddings (plus the alignment of held-out positive pairs when there are pairs). The output is a plain
 encoder (no head): ``peft-hub embed`` and ``adapt --model`` take it.
 """
 
@@ -28,8 +32,10 @@ from peft_hub import (
     bi_encoder_class,
     encode,
     encoder_class,
+    get_task,
     load_pretrained,
     option,
+    parse_options,
     read_pairs,
     read_scored_pairs,
     split_files,
@@ -44,9 +50,16 @@ NLI_LABELS = {"entailment": ENTAILMENT, "contradiction": CONTRADICTION, "neutral
 
 @dataclass
 class SimcseOptions(peft_hub.Options):
-    supervised: bool = option(False, "Train on NLI pairs (entailment: positive, contradiction: hard negative) instead of plain sentences.")
+    pairs: Literal["dropout", "nli", "labels"] = option(
+        "dropout", "Where positive pairs come from: dropout (each sentence of plain text twice), nli (entailment pairs of an NLI "
+        "file; contradictions are hard negatives) or labels (two examples of the same label, read by `task`; SetFit).")
+    task: str = option("classify", "pairs=labels: the task whose reader reads the labelled data.")
+    task_options: dict = option({}, "pairs=labels: options of that task's reader (e.g. {label_column: intent}).")
+    positives_per_example: int = option(20, "pairs=labels: positive pairs drawn per labelled example (SetFit: 20).")
     temperature: float = option(0.05, "Softmax temperature of the cosine similarities (SimCSE: 0.05).")
-    pooling: Literal["mean", "cls"] = option("mean", "Sentence vector: mean of the last hidden states over real tokens, or the first token's.")
+    pooling: Literal["mean", "cls", "pooler"] = option(
+        "mean", "Sentence vector: mean of the last hidden states over real tokens, the first token's, or the encoder's pooler "
+        "(dense + tanh on the first token: what a classification head reads; SimCSE's cls with MLP).")
     sts: str | None = option(None, "An STS file (sentence1, sentence2, score in [0, 5], e.g. ../shared/data/stsb/sts-dev.csv) scored before and after training.")
     hard_negatives: bool = option(True, "Supervised: use contradiction hypotheses as hard negatives.")
     max_length: int = option(64, "Supervised: most sub-tokens per sentence.")
@@ -59,12 +72,14 @@ class SimcseOptions(peft_hub.Options):
             errors.append(f"sts: {self.sts} is not a file (an STS file: sentence1, sentence2, score)")
         if self.max_length < 4:
             errors.append(f"max_length: must be at least 4, got {self.max_length}")
+        if self.positives_per_example < 1:
+            errors.append(f"positives_per_example: must be at least 1, got {self.positives_per_example}")
         return errors
 
 
 class SimCSE(peft_hub.Objective):
     name = "simcse"
-    description = "SimCSE: contrastive sentence embeddings (dropout views, or NLI pairs with supervised=true); STS Spearman."
+    description = "SimCSE: contrastive sentence embeddings from dropout views, NLI pairs or same-label pairs (SetFit); STS Spearman."
     Options = SimcseOptions
     input_unit = "sentences"
     peft_task_type = "FEATURE_EXTRACTION"
@@ -76,11 +91,14 @@ class SimCSE(peft_hub.Objective):
     def __init__(self):
         self._sts: dict[str, list] = {}
 
+    #: without an STS file: what the held-out data can score (higher is better for the first)
+    UNSCORED = {"labels": ("centroid_accuracy", True), "nli": ("alignment", False), "dropout": ("uniformity", False)}
+
     def primary_metric_for(self, options):
-        return "spearman" if options.sts else "uniformity"
+        return "spearman" if options.sts else self.UNSCORED[options.pairs][0]
 
     def greater_is_better_for(self, options):
-        return bool(options.sts)
+        return True if options.sts else self.UNSCORED[options.pairs][1]
 
     def head_modules(self, model):
         return []  # the encoder is all there is
@@ -92,7 +110,9 @@ class SimCSE(peft_hub.Objective):
     # -- data -------------------------------------------------------------------------------------
 
     def read_data(self, data, tokenizer, options):
-        if not options.supervised:
+        if options.pairs == "labels":
+            return self._label_pairs(data, tokenizer, options)
+        if options.pairs != "nli":
             return None
         train, held = _nli_pairs(data)
         triplets = self._triplets(train, options)
@@ -103,6 +123,42 @@ class SimCSE(peft_hub.Objective):
         log.info("SimCSE supervised: %d training premises, %d with a hard negative", len(triplets),
                  sum("negative" in t for t in triplets))
         return [self._encode_triplet(t, tokenizer, options) for t in triplets], [self._encode_triplet(t, tokenizer, options) for t in held_triplets]
+
+    def _label_pairs(self, data, tokenizer, options):
+        """Anchor / same-label positive pairs from the labelled examples of ``options.task``."""
+        import random
+
+        task = get_task(options.task)
+        parsed, errors = parse_options(task.Options, options.task_options, "objective.options.task_options")
+        if errors:
+            raise DataError("; ".join(errors))
+        splits = task.read_data(_as_split_data(data), parsed)
+        train = splits.get("train", [])
+        held = splits.get("validation") or []  # never the test split: the held-out metric picks the checkpoint
+        if not held:  # hold out every 10th example
+            held, train = train[9::10], [e for i, e in enumerate(train) if i % 10 != 9]
+        labels = {label: i for i, label in enumerate(sorted({str(e.label) for e in train}))}
+        length = min(options.max_length, tokenizer.model_max_length)
+
+        def pairs(examples, per_example, seed):
+            rng = random.Random(seed)
+            ids = tokenizer([e.text for e in examples], truncation=True, max_length=length)["input_ids"]
+            by_label: dict[str, list[int]] = {}
+            for index, example in enumerate(examples):
+                by_label.setdefault(str(example.label), []).append(index)
+            out = []
+            for index, example in enumerate(examples):
+                mates = [j for j in by_label[str(example.label)] if j != index]
+                for mate in (rng.choice(mates) for _ in range(per_example if mates else 0)):
+                    out.append({"input_ids": ids[index], "positive_ids": ids[mate], "group": labels.get(str(example.label), -1)})
+            rng.shuffle(out)
+            return out
+
+        made = pairs(train, options.positives_per_example, 0)
+        if not made:
+            raise DataError(f"{data.paths[0]}: no label has two training examples, so no same-label pairs can be drawn "
+                            f"({len(train)} examples, labels {sorted(labels)[:10]}). Give at least 2 examples per label.")
+        return made, [p for p in pairs(held, 1, 1) if p["group"] >= 0]
 
     def _triplets(self, pairs, options):
         """One (premise, entailment, maybe contradiction) per entailment pair."""
@@ -147,6 +203,8 @@ class SimCSE(peft_hub.Objective):
         if heldout and "positive_ids" in heldout[0]:
             positives = encode(model, tokenizer, [text(e, "positive_ids") for e in heldout[:1000]], options.pooling, batch_size)
         scores.update(alignment_uniformity(anchors, positives))
+        if heldout and "group" in heldout[0]:
+            scores["centroid_accuracy"] = centroid_accuracy(anchors, [e["group"] for e in heldout[:1000]])
         return scores
 
 
@@ -168,10 +226,38 @@ class _Collator:
         batch = dict(zip(("input_ids", "attention_mask"), self._pad([f["input_ids"] for f in features])))
         if "positive_ids" in features[0]:
             batch.update(zip(("positive_input_ids", "positive_attention_mask"), self._pad([f["positive_ids"] for f in features])))
+            if "group" in features[0]:
+                import torch
+
+                batch["groups"] = torch.tensor([f["group"] for f in features])
             negatives = [f["negative_ids"] for f in features if "negative_ids" in f]
             if negatives:
                 batch.update(zip(("negative_input_ids", "negative_attention_mask"), self._pad(negatives)))
         return {**batch, "temperature": self.options.temperature, "pooling": self.options.pooling, "return_loss": True}
+
+
+def centroid_accuracy(vectors, groups) -> float:
+    """Share of examples whose nearest class centroid (cosine; their own left out of it) is their
+    own class: how well the embeddings separate the labels, as a head on them would need."""
+    import numpy as np
+
+    x = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+    groups = np.asarray(groups)
+    classes = sorted(set(groups.tolist()))
+    sums = {c: x[groups == c].sum(0) for c in classes}
+    counts = {c: int((groups == c).sum()) for c in classes}
+    correct = 0
+    for row, group in zip(x, groups):
+        best, best_score = None, -np.inf
+        for c in classes:
+            total, count = (sums[c] - row, counts[c] - 1) if c == group else (sums[c], counts[c])
+            if count == 0:
+                continue
+            score = float(row @ (total / count)) / max(float(np.linalg.norm(total / count)), 1e-12)
+            if score > best_score:
+                best, best_score = c, score
+        correct += best == group
+    return correct / max(1, len(groups))
 
 
 def _labels(pairs) -> list[str]:
@@ -208,10 +294,15 @@ def _nli_pairs(data):
 
 
 class _as_split_data:
-    """A pretrain data section seen as a task's (path + validation) for ``split_files``."""
+    """A pretrain data section seen as a task's (path, splits, format, encoding) by ``split_files``
+    and a task's reader; what a pretrain section lacks reads as unset."""
 
     def __init__(self, data):
         self.path, self.train, self.validation, self.test = data.paths[0], None, data.validation, None
+        self.format, self.encoding = "auto", data.encoding
+
+    def __getattr__(self, name):
+        return None
 
 
 @peft_hub.hookimpl

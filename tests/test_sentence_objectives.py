@@ -54,6 +54,20 @@ def test_contrastive_loss_is_cross_entropy_over_cosine_similarities():
     assert contrastive_loss(anchors, anchors * 3, 0.05).item() < 0.01  # each anchor is its own positive
 
 
+def test_same_group_positives_are_no_negatives():
+    torch.manual_seed(0)
+    anchors, candidates = torch.randn(4, 8), torch.randn(4, 8)
+    groups = torch.tensor([0, 0, 1, 1])
+    a, c = torch.nn.functional.normalize(anchors, dim=-1), torch.nn.functional.normalize(candidates, dim=-1)
+    logits = a @ c.T / 0.1
+    first = -torch.log_softmax(logits[0, [0, 2, 3]], 0)[0]  # anchor 0 against its positive and group 1 only
+    second = -torch.log_softmax(logits[1, [1, 2, 3]], 0)[0]
+    third = -torch.log_softmax(logits[2, [0, 1, 2]], 0)[2]
+    fourth = -torch.log_softmax(logits[3, [0, 1, 3]], 0)[2]
+    expected = (first + second + third + fourth) / 4
+    assert contrastive_loss(anchors, candidates, 0.1, groups).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_pooling_ignores_padding():
     hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
     assert pool(hidden, torch.tensor([[1, 1, 0]]), "mean").tolist() == [[2.0, 2.0]]
@@ -104,12 +118,37 @@ def test_unsupervised_simcse_learns_on_the_tiny_model(tiny_model, texts, tmp_pat
 
 def test_supervised_simcse_reads_nli_pairs_with_hard_negatives(tiny_model, texts, tmp_path, cli_runner):
     metrics = _pretrain(cli_runner, tiny_model, tmp_path / "out", "--objective", "simcse", "--data", str(texts / "nli.tsv"),
-                        "--max-steps", "8", "--batch-size", "16", "--lr", "1e-3", "objective.options.supervised=true")
+                        "--max-steps", "8", "--batch-size", "16", "--lr", "1e-3", "objective.options.pairs=nli")
     assert "alignment" in metrics["heldout_after"]  # held-out entailment pairs
     simcse = registry.objectives()["simcse"].obj
     examples = simcse._triplets([type("P", (), {"text": "a", "text_pair": b, "label": y})() for b, y in
                                  (("b", "entailment"), ("c", "contradiction"), ("d", "neutral"))], type("O", (), {"hard_negatives": True}))
     assert examples == [{"anchor": "a", "positive": "b", "negative": "c"}]
+
+
+def test_simcse_from_labels_then_a_head_setfit_style(tiny_model, tmp_path, cli_runner):
+    out = tmp_path / "contrast"
+    metrics = _pretrain(cli_runner, tiny_model, out, "--objective", "simcse", "--data", str(SAMPLES / "classify"),
+                        "--max-steps", "6", "--batch-size", "8", "objective.options.pairs=labels",
+                        "objective.options.positives_per_example=3", "objective.options.pooling=cls")
+    assert "alignment" in metrics["heldout_after"]  # held-out same-label pairs from the dev file
+    simcse = registry.objectives()["simcse"].obj
+    options = simcse.Options(pairs="labels", positives_per_example=2)
+
+    class Data:  # the pretrain data section
+        paths, validation, encoding = [str(SAMPLES / "classify")], None, "utf-8"
+
+    from peft_hub.models import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model))
+    train, held = simcse.read_data(Data, tokenizer, options)
+    rows = [line.split("\t") for line in (SAMPLES / "classify" / "train.tsv").read_text().splitlines()[1:]]
+    label_of = {tuple(tokenizer(text, truncation=True, max_length=64)["input_ids"]): label for text, label in rows}
+    assert len(train) == 2 * len(rows) and {p["group"] for p in train} == {0, 1}
+    assert all(label_of[tuple(p["input_ids"])] == label_of[tuple(p["positive_ids"])] for p in train)  # same-label pairs
+    head = cli_runner.invoke(cli, ["adapt", "--task", "classify", "--method", "freeze[top_layers=0]", "--model", str(out),
+                                   "--output", str(tmp_path / "head"), "--epochs", "2", "--quiet", "--json"])
+    assert head.exit_code == 0, head.output
 
 
 @pytest.mark.parametrize("objective", ["sop", "nsp"])
