@@ -114,18 +114,18 @@ def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as
         if as_json:
             click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
         elif stage.kind == "pretrain":
-            click.echo(_pretrain_summary(out, metrics))
+            click.echo(_pretrain_summary(out, metrics, stage.objective))
         else:
             click.echo(_summary(out, metrics, stage.task))
 
 
-def _pretrain_summary(out: Path, metrics: dict) -> str:
+def _pretrain_summary(out: Path, metrics: dict, objective: Any) -> str:
     return "\n".join([
         f"\nModel saved to {out}",
         f"held-out {metrics['primary_metric']} {metrics['heldout_before'][metrics['primary_metric']]:.4g} -> "
         f"{metrics['heldout_after'][metrics['primary_metric']]:.4g} ({metrics['heldout_examples']:,} held-out examples)",
         f"{metrics['train_steps']} steps in {metrics['train_runtime_s']:.1f} s, {metrics['train_tokens_per_s'] or 0:,.0f} tokens/s",
-        f"Next: peft-hub adapt --model {out} --method lora --task ner --data DIR",
+        *(f"Next: {step.format(out=out)}" for step in objective.next_steps),
     ])
 
 

@@ -51,6 +51,7 @@ class Combined(Objective):
         self.keep_full_precision = sorted({m for p in parts for m in p.keep_full_precision})
         self.min_batch_size = max(p.min_batch_size for p in parts)
         self.default_method = parts[0].default_method
+        self.next_steps = parts[0].next_steps
         self.primary_metric = f"{parts[0].name}_{parts[0].primary_metric}"
         self.greater_is_better = parts[0].greater_is_better
         weights = {p.name: 1.0 for p in parts}

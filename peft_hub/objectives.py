@@ -45,6 +45,8 @@ class Objective(Head):
     greater_is_better: ClassVar[bool] = False
     #: The smallest training batch the objective works with (in-batch negatives need 2 or more).
     min_batch_size: ClassVar[int] = 1
+    #: Commands the end-of-run summary suggests next; ``{out}`` is the output directory.
+    next_steps: ClassVar[tuple[str, ...]] = ("peft-hub adapt --model {out} --method lora --task ner --data DIR",)
     #: The method used when a pretrain recipe names none (None: the recipe must name one).
     default_method: ClassVar[str | None] = None
 
@@ -65,8 +67,7 @@ class Objective(Head):
     def build_examples(self, units: list[dict], tokenizer: Any, options: Any, seed: int, block_size: int) -> list[dict]:
         """Training (or held-out) examples from the tokenized units of :attr:`input_unit`, e.g.
         sentence pairs of up to ``block_size`` tokens from consecutive sentences. Default: the
-        units themselves. An example must not hold ``labels``: that key marks the held-out
-        examples the default :meth:`heldout` fixed (an example's own label goes under another key)."""
+        units themselves."""
         return units
 
     def build_model(self, model_path: str, **load_kwargs: Any) -> tuple[torch.nn.Module, list[str]]:

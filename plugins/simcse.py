@@ -85,6 +85,9 @@ class SimCSE(peft_hub.Objective):
     peft_task_type = "FEATURE_EXTRACTION"
     default_method = "full"
     min_batch_size = 2  # the rest of the batch are the negatives
+    next_steps = ("peft-hub evaluate {out} --sts ../shared/data/stsb/sts-test.csv",
+                  "peft-hub embed {out} --input texts.txt --output vectors.npy",
+                  "peft-hub adapt --model {out} --method lora --task classify --data DIR")
     primary_metric = "spearman"
     greater_is_better = True
 
