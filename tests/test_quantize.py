@@ -56,3 +56,22 @@ def test_missing_bitsandbytes_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
     with pytest.raises(RecipeError, match=r"needs bitsandbytes, which is not installed: pip install 'peft-hub\[bnb\]'"):
         recipes.validate({"task": {"name": "ner"}, "method": {"name": "lora"}, "model": {"quantization": "8bit"}})
+
+
+@pytest.mark.parametrize("objective", ["simcse", "sop", "mlm+sop"])
+def test_sentence_objectives_train_on_an_8bit_base(objective, tiny_model, tmp_path, cli_runner):
+    from conftest import SAMPLES
+    from peft_hub.cli import cli
+
+    sentences = [line.split("\t")[1] for line in (SAMPLES / "pair" / "train.tsv").read_text().splitlines()[1:]]
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)) + "\n")
+    out = tmp_path / "out"
+    result = cli_runner.invoke(cli, ["pretrain", "--objective", objective, "--method", "lora", "--quantize", "8bit",
+                                     "--model", str(tiny_model), "--data", str(docs), "--output", str(out), "--max-steps", "3",
+                                     "--batch-size", "8", "--validation-split", "0.2", "training.head_warmup_steps=1", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["quantization"] == "8bit"
+    from transformers import AutoModel
+
+    AutoModel.from_pretrained(out)  # merged into a full-precision encoder
