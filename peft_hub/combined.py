@@ -94,8 +94,13 @@ class Combined(Objective):
         built = {p.name: p.build_model(model_path, **load_kwargs) for p in self.parts}
         encoders = [getattr(model, model.base_model_prefix) for model, _ in built.values()]
         shared = max(encoders, key=lambda e: sum(p.numel() for p in e.parameters()))
-        for model, _ in built.values():
-            setattr(model, model.base_model_prefix, shared)
+        for index, (model, _) in enumerate(built.values()):
+            prefix = model.base_model_prefix
+            if index == 0:
+                setattr(model, prefix, shared)
+            else:  # the same encoder, registered once (under the first part): saved, adapted and moved once
+                del model._modules[prefix]
+                object.__setattr__(model, prefix, shared)
             if hasattr(model, "tie_weights"):
                 model.tie_weights()  # an output layer tied to the input embeddings follows the shared encoder
         fresh = [f"parts.{name}.{weight}" for name, (_, weights) in built.items() for weight in weights]
@@ -121,11 +126,15 @@ class Combined(Objective):
         return [{"input_ids": blocks[i]["input_ids"], "parts": {name: rows[i] for name, rows in fixed.items()}} for i in range(count)]
 
     def evaluate(self, model, heldout, tokenizer, options, batch_size=32):
-        parts = _unwrap(model).parts
+        combined = _unwrap(model)
+        was_training = combined.training
+        combined.eval()  # the shared encoder too, which only the first part holds as a submodule
         scores = {}
         for p in self.parts:
-            own = p.evaluate(parts[p.name], [e["parts"][p.name] for e in heldout], tokenizer, self._options(options, p), batch_size)
+            own = p.evaluate(combined.parts[p.name], [e["parts"][p.name] for e in heldout], tokenizer, self._options(options, p), batch_size)
             scores.update({f"{p.name}_{key}": value for key, value in own.items()})
+            combined.eval()
+        combined.train(was_training)
         return scores
 
     def prepare_training(self, model, options):

@@ -252,6 +252,9 @@ def test_combined_objective_shares_the_encoder(tiny_model):
     model, fresh = objective.build_model(str(tiny_model))
     mlm, nsp = model.parts["mlm"], model.parts["nsp"]
     assert mlm.bert is nsp.bert and mlm.bert.pooler is not None  # the larger encoder (with the pooler nsp reads)
+    names = [name for name, _ in model.named_parameters()]
+    assert not any(name.startswith("parts.nsp.bert.") for name in names)  # registered once, under the first part
+    assert "parts.mlm.bert.pooler.dense.weight" in names and "parts.nsp.classifier.weight" in names
     assert mlm.cls.predictions.decoder.weight is mlm.bert.embeddings.word_embeddings.weight  # tied to the shared embeddings
     assert objective.head_modules(model) == ["parts.mlm.cls.predictions.transform", "parts.nsp.classifier"]
     with pytest.raises(Exception, match="both build their own examples"):
