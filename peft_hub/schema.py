@@ -70,7 +70,7 @@ class TrainingConfig(Options):
     max_steps: int | None = option(None, "Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = option(16, "Examples per training step.")
     eval_batch_size: int = option(64, "Examples per evaluation step.")
-    learning_rate: float | None = option(None, "Peak learning rate. Unset: the method's default (e.g. 2e-3 for LoRA, 2e-4 for full fine-tuning; see `peft-hub methods list --json`).")
+    learning_rate: float | None = option(None, "Peak learning rate. Unset: the method's default (e.g. 1e-3 for LoRA, 2e-4 for full fine-tuning; see `peft-hub methods list --json`).")
     weight_decay: float = option(0.01, "AdamW weight decay.")
     warmup_ratio: float = option(0.1, "Fraction of steps with a linear learning-rate warm-up.")
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = option("linear", "Learning-rate schedule after warm-up.")

@@ -136,9 +136,9 @@ def test_the_head_rate_follows_the_scale_of_its_input(tiny_model, tmp_path):
 
     _, said = _run(tiny_model, tmp_path / "a", "training.max_steps=1")
     (line,) = [line for line in said if line.startswith("Method lora")]
-    found = re.search(r"learning rate 0.002, head \(classifier\) ([0-9.e-]+) \(its input's RMS is ([0-9.e-]+)\)", line)
+    found = re.search(r"learning rate 0.001, head \(classifier\) ([0-9.e-]+) \(its input's RMS is ([0-9.e-]+)\)", line)
     assert found, line
-    assert float(found[1]) == pytest.approx(default_head_rate(2e-3, float(found[2])), rel=1e-2)
+    assert float(found[1]) == pytest.approx(default_head_rate(1e-3, float(found[2])), rel=1e-2)
     assert default_head_rate(2e-3, 0.07) == pytest.approx(HEAD_RATE_X_RMS / 0.07)  # a small pooled feature: fast
     assert default_head_rate(2e-3, 10.0) == 2e-3  # never slower than the method itself
     assert default_head_rate(2e-4, 1e-4) == 0.1  # nor faster than 0.1

@@ -16,8 +16,8 @@ def test_defaults_fill_every_section():
     resolved = recipes.validate(BASE)
     assert resolved.recipe.model.name == "minilm"
     assert resolved.method_options.r == 16
-    assert resolved.learning_rate == 2e-3  # the method's default
-    assert resolved.to_dict()["training"]["learning_rate"] == 2e-3
+    assert resolved.learning_rate == 1e-3  # the method's default
+    assert resolved.to_dict()["training"]["learning_rate"] == 1e-3
 
 
 def test_overrides_set_delete_and_parse_values():

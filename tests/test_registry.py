@@ -278,4 +278,4 @@ def test_every_list_command_takes_json(cli_runner):
         rows = json.loads(result.stdout)
         assert rows and all("name" in row for row in rows), group
     text = cli_runner.invoke(cli, ["methods", "list"]).output
-    assert "lora: " in text and "default learning rate 0.002" in text
+    assert "lora: " in text and "default learning rate 0.001" in text
