@@ -61,8 +61,8 @@ class SimcseOptions(peft_hub.Options):
         "mean", "Sentence vector: mean of the last hidden states over real tokens, the first token's, or the encoder's pooler "
         "(dense + tanh on the first token: what a classification head reads; SimCSE's cls with MLP).")
     sts: str | None = option(None, "An STS file (sentence1, sentence2, score in [0, 5], e.g. ../shared/data/stsb/sts-dev.csv) scored before and after training.")
-    hard_negatives: bool = option(True, "Supervised: use contradiction hypotheses as hard negatives.")
-    max_length: int = option(64, "Supervised: most sub-tokens per sentence.")
+    hard_negatives: bool = option(True, "pairs=nli: use contradiction hypotheses as hard negatives.")
+    max_length: int = option(64, "pairs=nli or labels: most sub-tokens per sentence (plain text is cut at data.block_size).")
 
     def check(self) -> list[str]:
         errors = []
@@ -120,7 +120,7 @@ class SimCSE(peft_hub.Objective):
         train, held = _nli_pairs(data)
         triplets = self._triplets(train, options)
         if not triplets:
-            raise DataError(f"{data.path}: no entailment pairs to train on (labels found: {_labels(train)}). "
+            raise DataError(f"{data.paths[0]}: no entailment pairs to train on (labels found: {_labels(train)}). "
                             "Supervised SimCSE needs NLI pairs labelled entailment / contradiction.")
         held_triplets = self._triplets(held, options)
         log.info("SimCSE supervised: %d training premises, %d with a hard negative", len(triplets),
@@ -269,30 +269,30 @@ def _labels(pairs) -> list[str]:
 
 def _nli_pairs(data):
     """(training pairs, held-out pairs) with labels normalised to entailment / contradiction /
-    neutral: the file's own split column, data.validation, or every 10th premise held out."""
+    neutral: held out are the file's own validation rows (SICK's TRIAL), data.validation, or every
+    k-th premise (data.validation_split)."""
     files = split_files(_as_split_data(data))
     columns = PairColumns()
     found: dict[str, list] = {}
     for split, path in files.items():
         read = read_pairs(path, "auto", columns, data.encoding, prefix="objective.options.")
         for name, pairs in read.items():
+            for pair in pairs:
+                label = NLI_LABELS.get(str(pair.label).strip().lower())
+                if label is None:
+                    raise DataError(f"{path}, line {pair.line}: NLI label {pair.label!r} is none of entailment, neutral, "
+                                    f"contradiction (labels in the file: {_labels(pairs)}). pairs=nli needs NLI pairs.")
+                pair.label = label
             found.setdefault(split if name == "all" else name, []).extend(pairs)
-    for pairs in found.values():
-        for pair in pairs:
-            label = NLI_LABELS.get(str(pair.label).strip().lower())
-            if label is None:
-                raise DataError(f"line {pair.line}: NLI label {pair.label!r} is none of entailment, neutral, contradiction "
-                                f"(labels in the data: {_labels(pairs)}). Supervised SimCSE needs NLI pairs.")
-            pair.label = label
     train = found.get("train", [])
-    held = found.get("validation") or found.get("test")
+    held = found.get("validation")  # never the test split: the held-out metric picks the checkpoint
     if held is None:  # hold out every k-th premise, with all of its hypotheses
         every = max(2, round(1 / (data.validation_split or 0.1)))
         premises = sorted({p.text for p in train})
         kept = {p for i, p in enumerate(premises) if i % every == every - 1}
         held, train = [p for p in train if p.text in kept], [p for p in train if p.text not in kept]
     if not train:
-        raise DataError(f"{data.path}: no training pairs (a file of sentence1, sentence2, NLI label; found splits {sorted(found)}).")
+        raise DataError(f"{data.paths[0]}: no training pairs (a file of sentence1, sentence2, NLI label; found splits {sorted(found)}).")
     return train, held
 
 
