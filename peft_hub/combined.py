@@ -42,6 +42,10 @@ class Combined(Objective):
         if len(shapers) > 1:
             raise PeftHubError(f"objective {'+'.join(names)!r}: {' and '.join(p.name for p in shapers)} both build their own "
                               "examples; combine at most one of them with objectives that read plain text blocks (mlm).")
+        wordy = [p.name for p in parts if p.needs_word_ids and shapers and p is not shapers[0]]
+        if wordy:
+            raise PeftHubError(f"objective {'+'.join(names)!r}: {', '.join(wordy)} needs word ids, which the examples "
+                               f"{shapers[0].name} builds do not carry; combine {shapers[0].name} with mlm instead.")
         self.parts = parts
         self.shaper = shapers[0] if shapers else parts[0]
         self.name = "+".join(names)

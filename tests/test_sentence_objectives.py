@@ -259,3 +259,5 @@ def test_combined_objective_shares_the_encoder(tiny_model):
     assert objective.head_modules(model) == ["parts.mlm.cls.predictions.transform", "parts.nsp.classifier"]
     with pytest.raises(Exception, match="both build their own examples"):
         registry.get_objective("sop+nsp")
+    with pytest.raises(Exception, match="wwm needs word ids"):
+        registry.get_objective("wwm+sop")
