@@ -160,6 +160,8 @@ def _model_class() -> type:
     class CombinedModel(torch.nn.Module):
         """The parts' models (one shared encoder); the loss is the weighted sum of theirs."""
 
+        _keys_to_ignore_on_save = None  # what Trainer asks of a transformers model after reloading the best checkpoint
+
         def __init__(self, parts: dict[str, Any]):
             super().__init__()
             self.parts = torch.nn.ModuleDict(parts)

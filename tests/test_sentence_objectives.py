@@ -228,9 +228,10 @@ def test_read_scored_pairs_refuses_scores_out_of_range(tmp_path):
         read_scored_pairs(path)
 
 
-def test_mlm_plus_sop_trains_one_encoder_with_both_losses(tiny_model, texts, tmp_path, cli_runner):
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_mlm_plus_sop_trains_one_encoder_with_both_losses(method, tiny_model, texts, tmp_path, cli_runner):
     out = tmp_path / "mlm+sop"
-    metrics = _pretrain(cli_runner, tiny_model, out, "--objective", "mlm+sop", "--method", "lora", "--data", str(texts / "docs.txt"),
+    metrics = _pretrain(cli_runner, tiny_model, out, "--objective", "mlm+sop", "--method", method, "--data", str(texts / "docs.txt"),
                         "--max-steps", "6", "--batch-size", "8", "--validation-split", "0.2", "training.head_warmup_steps=2",
                         "objective.options.weights={mlm: 1.0, sop: 0.5}", "objective.options.mlm.mlm_probability=0.2")
     assert metrics["primary_metric"] == "mlm_perplexity" and metrics["greater_is_better"] is False
