@@ -23,9 +23,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from speed_ner import PEFT_HUB  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-PEFT_HUB = str(Path(sys.executable).parent / "peft-hub")
 SIZES, SEEDS, TEST = (8, 16, 32), (0, 1, 2), 1000
 
 

@@ -29,7 +29,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "conll2003"
 PY = sys.executable
+PEFT_HUB = str(Path(PY).parent / "peft-hub")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def side_by_side(ours: list[str], plain: list[str]) -> dict:
+    """Run ``peft-hub *ours`` and the baseline ``python *plain`` at the same time, one thread
+    each, so that both see the same load on a shared machine; returns the baseline's JSON line."""
+    env = {**ENV, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    a = subprocess.Popen([PEFT_HUB, *ours], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen([PY, *plain], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    b_out, b_err = b.communicate()
+    _, a_err = a.communicate()
+    if a.returncode or b.returncode:
+        raise SystemExit(f"a run failed:\n{a_err[-2000:]}\n{b_err[-2000:]}")
+    return json.loads(b_out.strip().splitlines()[-1])
 
 
 def _subprocess_json(command: list[str]) -> dict:
@@ -47,7 +61,7 @@ def _flags(samples: int, out: Path) -> list[str]:
 
 def run_a(samples: int, tmp: Path) -> dict:
     out = tmp / "a"
-    done = subprocess.run([str(Path(PY).parent / "peft-hub"), *_flags(samples, out)], env=ENV, capture_output=True, text=True)
+    done = subprocess.run([PEFT_HUB, *_flags(samples, out)], env=ENV, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"peft-hub adapt failed:\n{done.stderr[-3000:]}")
     m = json.loads((out / "metrics.json").read_text())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD = ROOT.parent / "shared" / "data" / "squad_v1" / "dev-v1.1.json"
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_ner import ENV, PY  # noqa: E402
+from speed_ner import side_by_side  # noqa: E402
 
 
 def main() -> None:
@@ -36,19 +35,11 @@ def main() -> None:
     args = parser.parse_args()
     from peft_hub import models
 
-    env = {**ENV, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
-        ours = subprocess.Popen([str(Path(PY).parent / "peft-hub"), "run", "qa/squad_full", f"data.max_train_samples={args.samples}",
-                                 f"output.dir={tmp}/a", "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        plain = subprocess.Popen([PY, str(ROOT / "benchmarks" / "baselines" / "run_qa_plain.py"), "--model", models.resolve("minilm"),
-                                  "--data", str(SQUAD), "--max-train-samples", str(args.samples), "--output", f"{tmp}/b"],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        plain_out, plain_err = plain.communicate()
-        _, ours_err = ours.communicate()
-        if ours.returncode or plain.returncode:
-            raise SystemExit(f"a run failed:\n{ours_err[-2000:]}\n{plain_err[-2000:]}")
+        b = side_by_side(["run", "qa/squad_full", f"data.max_train_samples={args.samples}", f"output.dir={tmp}/a", "--quiet"],
+                         [str(ROOT / "benchmarks" / "baselines" / "run_qa_plain.py"), "--model", models.resolve("minilm"),
+                          "--data", str(SQUAD), "--max-train-samples", str(args.samples), "--output", f"{tmp}/b"])
         a = json.loads(Path(f"{tmp}/a/metrics.json").read_text())
-        b = json.loads(plain_out.strip().splitlines()[-1])
     rows = {
         "a peft-hub": {"seconds": a["train_runtime_s"], "real_tokens": a["train_tokens"], "steps": a["train_steps"],
                        "dev_exact_match": a["dev"]["exact_match"], "dev_f1": a["dev"]["f1"]},

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_ner import ENV, PY  # noqa: E402
+from speed_ner import ENV, PEFT_HUB, side_by_side  # noqa: E402
 
 
 def main() -> None:
@@ -41,27 +41,19 @@ def main() -> None:
                  for s in split_sentences(line)]
     train, held = sentences[: args.sentences], sentences[args.sentences : args.sentences + 200]
     sts = DATA / "stsb" / "sts-test.csv"
-    env = {**ENV, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
         (Path(tmp) / "held.txt").write_text("\n".join(held) + "\n", encoding="utf-8")
-        ours = subprocess.Popen([str(Path(PY).parent / "peft-hub"), "pretrain", "--objective", "simcse", "--method", "full",
-                                 "--data", f"{tmp}/train.txt", "--validation", f"{tmp}/held.txt", "--block-size", "32",
-                                 "--batch-size", "64", "--lr", "3e-5", "--epochs", "1", "--output", f"{tmp}/a", "--quiet",
-                                 "objective.options.pooling=mean", "training.early_stopping_patience=null", "training.report_to=[]"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        plain = subprocess.Popen([PY, str(ROOT / "benchmarks" / "baselines" / "run_simcse_plain.py"), "--model", models.resolve("minilm"),
-                                  "--sentences", f"{tmp}/train.txt", "--sts", str(sts)],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        plain_out, plain_err = plain.communicate()
-        _, ours_err = ours.communicate()
-        if ours.returncode or plain.returncode:
-            raise SystemExit(f"a run failed:\n{ours_err[-2000:]}\n{plain_err[-2000:]}")
+        b = side_by_side(["pretrain", "--objective", "simcse", "--method", "full", "--data", f"{tmp}/train.txt",
+                          "--validation", f"{tmp}/held.txt", "--block-size", "32", "--batch-size", "64", "--lr", "3e-5",
+                          "--epochs", "1", "--output", f"{tmp}/a", "--quiet", "objective.options.pooling=mean",
+                          "training.early_stopping_patience=null", "training.report_to=[]"],
+                         [str(ROOT / "benchmarks" / "baselines" / "run_simcse_plain.py"), "--model", models.resolve("minilm"),
+                          "--sentences", f"{tmp}/train.txt", "--sts", str(sts)])
         a = json.loads(Path(f"{tmp}/a/metrics.json").read_text())
-        scored = subprocess.run([str(Path(PY).parent / "peft-hub"), "evaluate", f"{tmp}/a", "--sts", str(sts), "--json"],
-                                env=env, capture_output=True, text=True, check=True)
+        scored = subprocess.run([PEFT_HUB, "evaluate", f"{tmp}/a", "--sts", str(sts), "--json"],
+                                env=ENV, capture_output=True, text=True, check=True)
         a_sts = json.loads(scored.stdout)["sts"]["spearman"]
-        b = json.loads(plain_out.strip().splitlines()[-1])
     rows = {
         "a peft-hub": {"seconds": a["train_runtime_s"], "sentences": len(train), "steps": a["train_steps"], "sts_test_spearman": a_sts},
         "b sentence-transformers-style": {"seconds": b["train_runtime_s"], "sentences": b["sentences"], "steps": b["steps"],

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from . import __version__, registry
+from .embeddings import POOLINGS  # no heavy import: torch loads inside its functions
 from .errors import PeftHubError
 
 EXAMPLES = """
@@ -348,7 +349,7 @@ Examples:
 @click.option("--data", "-d", help="Data directory (every split found is scored) or a file.")
 @click.option("--sts", type=click.Path(dir_okay=False), help="Score sentence embeddings instead: an STS file (sentence1, sentence2, score in [0, 5]); "
               "Spearman correlation of cosine similarity with the scores. RUN_DIR may then be any model.")
-@click.option("--pooling", type=click.Choice(["mean", "cls", "pooler"]), help="With --sts: how tokens become one vector (default: what the model trained with, else mean).")
+@click.option("--pooling", type=click.Choice(POOLINGS), help="With --sts: how tokens become one vector (default: what the model trained with, else mean).")
 @click.option("--task", "-t", "expect_task", help="Refuse a run of another task (e.g. --task ner).")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Data format, as data.format in a recipe.")
 @click.option("--max-eval-samples", type=int, help="Score only the first N examples of each split.")
@@ -397,7 +398,7 @@ Examples:
 @click.option("--input", "-i", "input_", required=True, type=click.Path(dir_okay=False),
               help="Texts: one per line, or JSONL with --text-field.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Where to write: .npy (a matrix) or .jsonl.")
-@click.option("--pooling", type=click.Choice(["mean", "cls", "pooler"]), help="How tokens become one vector (default: what the model trained with, else mean).")
+@click.option("--pooling", type=click.Choice(POOLINGS), help="How tokens become one vector (default: what the model trained with, else mean).")
 @click.option("--text-field", default="text", show_default=True, help="JSONL key holding the text.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--normalize/--no-normalize", default=False, help="Scale every vector to length 1 (cosine = dot product).")
@@ -408,8 +409,7 @@ def embed(source, input_, output, pooling, text_field, batch_size, normalize, qu
     from . import embeddings
 
     _setup_logging(quiet)
-    if not output.lower().endswith((".npy", ".jsonl")):
-        raise click.BadParameter(f"{output!r}: write .npy (a matrix) or .jsonl (text and embedding per line).", param_hint="--output")
+    embeddings.check_output(output)  # before any model loads
     texts = embeddings.read_texts(input_, text_field)
     model, tokenizer, trained_pooling = embeddings.load_encoder(source)
     vectors = embeddings.encode(model, tokenizer, texts, pooling or trained_pooling, batch_size, normalize=normalize)

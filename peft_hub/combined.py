@@ -24,11 +24,6 @@ from .options import Options, option
 TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask", "word_ids")
 
 
-def _shapes_examples(objective: Objective) -> bool:
-    own = type(objective)
-    return own.read_data is not Objective.read_data or own.build_examples is not Objective.build_examples
-
-
 def _unwrap(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -38,7 +33,7 @@ class Combined(Objective):
         names = [p.name for p in parts]
         if len(set(names)) != len(names):
             raise PeftHubError(f"objective {'+'.join(names)!r} names an objective twice.")
-        shapers = [p for p in parts if _shapes_examples(p)]
+        shapers = [p for p in parts if p.shapes_examples()]
         if len(shapers) > 1:
             raise PeftHubError(f"objective {'+'.join(names)!r}: {' and '.join(p.name for p in shapers)} both build their own "
                               "examples; combine at most one of them with objectives that read plain text blocks (mlm).")
@@ -72,6 +67,12 @@ class Combined(Objective):
 
     def _options(self, options: Any, part: Objective) -> Any:
         return getattr(options, part.name)
+
+    def shapes_examples(self):
+        return self.shaper.shapes_examples()
+
+    def sentence_pooling(self, options):
+        return self.parts[0].sentence_pooling(self._options(options, self.parts[0]))
 
     def primary_metric_for(self, options):
         return f"{self.parts[0].name}_{self.parts[0].primary_metric_for(self._options(options, self.parts[0]))}"

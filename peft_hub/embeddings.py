@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, ModelError
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import torch
 
 POOLINGS = ("mean", "cls", "pooler")
-Pooling = Literal["mean", "cls", "pooler"]
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:
@@ -117,8 +116,6 @@ def encode(model: Any, tokenizer: Any, texts: Sequence[str], pooling: str = "mea
     import numpy as np
     import torch
 
-    if pooling not in POOLINGS:
-        raise DataError(f"Unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}.")
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     encoder = getattr(inner, inner.base_model_prefix, inner) if hasattr(inner, "base_model_prefix") else inner
     device = next(model.parameters()).device
@@ -174,11 +171,12 @@ def alignment_uniformity(anchors: np.ndarray, positives: np.ndarray | None = Non
 def load_encoder(source: str) -> tuple[Any, Any, str]:
     """(model, tokenizer, pooling) for sentence embeddings from ``source``: a finished ``adapt``
     run of a task with sentence representations (its adapter applied), a ``pretrain`` output (the
-    pooling its objective trained with), a model directory, an alias or a hub id (mean pooling)."""
+    pooling its objective recorded in ``run.json``), a model directory, an alias or a hub id (mean
+    pooling)."""
     import json
     from pathlib import Path
 
-    from . import models, recipes, rundir
+    from . import models, rundir
     from .errors import RunDirError
 
     directory = Path(source)
@@ -196,11 +194,7 @@ def load_encoder(source: str) -> tuple[Any, Any, str]:
         return loaded.model, loaded.tokenizer, "mean"
     path = models.resolve(source)
     models.quiet_libraries()
-    pooling = "mean"
-    if isinstance(info, dict) and info.get("kind") == "pretrain":
-        recipe = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
-        options = ((recipe or {}).get("objective") or {}).get("options") or {}
-        pooling = options.get("pooling", "mean") if options.get("pooling") in POOLINGS else "mean"
+    pooling = info.get("pooling") if isinstance(info, dict) and info.get("pooling") in POOLINGS else "mean"
     tokenizer = models.load_tokenizer(path)
     model = models.load_pretrained(encoder_class(path), path)
     model.eval()
@@ -211,14 +205,11 @@ def read_texts(path: str, text_field: str = "text") -> list[str]:
     """Texts to embed: one per line of a text file, or the ``text_field`` of each JSONL object."""
     from pathlib import Path
 
-    from .data import read_jsonl, read_lines
+    from .data import read_lines
+    from .text import documents_in_file
 
     if Path(path).suffix.lower() in (".jsonl", ".json"):
-        texts = []
-        for number, obj in read_jsonl(path):
-            if not isinstance(obj.get(text_field), str):
-                raise DataError(f"{path}, line {number}: no text field {text_field!r} (found {sorted(obj)}). Set --text-field.")
-            texts.append(obj[text_field])
+        texts = list(documents_in_file(Path(path), "jsonl", text_field))
     else:
         texts = [line.strip() for line in read_lines(path)]
     if not any(t.strip() for t in texts):
@@ -229,19 +220,23 @@ def read_texts(path: str, text_field: str = "text") -> list[str]:
     return texts
 
 
+def check_output(output: str) -> str:
+    """The format of an embeddings file, from its suffix: ``.npy`` or ``.jsonl``."""
+    suffix = output.lower().rsplit(".", 1)[-1]
+    if suffix not in ("npy", "jsonl"):
+        raise DataError(f"--output {output}: write .npy (a matrix) or .jsonl (text and embedding per line).")
+    return suffix
+
+
 def write_embeddings(vectors: np.ndarray, texts: list[str], output: str) -> None:
     """``.npy`` (the matrix, row i = text i) or ``.jsonl`` (``{"text", "embedding"}`` per line)."""
     import json
-    from pathlib import Path
 
     import numpy as np
 
-    path = Path(output)
-    if path.suffix.lower() == ".npy":
-        np.save(path, vectors)
-    elif path.suffix.lower() == ".jsonl":
-        with path.open("w", encoding="utf-8") as stream:
-            for text, vector in zip(texts, vectors):
-                stream.write(json.dumps({"text": text, "embedding": [round(float(x), 6) for x in vector]}, ensure_ascii=False) + "\n")
-    else:
-        raise DataError(f"--output {output}: write .npy (a matrix) or .jsonl (text and embedding per line).")
+    if check_output(output) == "npy":
+        np.save(output, vectors)
+        return
+    with open(output, "w", encoding="utf-8") as stream:
+        for text, vector in zip(texts, vectors):
+            stream.write(json.dumps({"text": text, "embedding": [round(float(x), 6) for x in vector]}, ensure_ascii=False) + "\n")

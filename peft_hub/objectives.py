@@ -64,6 +64,19 @@ class Objective(Head):
         examples) read from the recipe's ``data`` section. None (default): the core reads text."""
         return None
 
+    def shapes_examples(self) -> bool:
+        """Whether the objective reads its own records or builds its own examples from the units
+        (derived from which of :meth:`read_data` / :meth:`build_examples` it overrides). Such an
+        objective needs the whole corpus (no streaming); of combined objectives, one may."""
+        own = type(self)
+        return own.read_data is not Objective.read_data or own.build_examples is not Objective.build_examples
+
+    def sentence_pooling(self, options: Any) -> str | None:
+        """How the output model turns tokens into a sentence vector, recorded in ``run.json`` for
+        ``peft-hub embed`` and ``evaluate --sts`` (``"mean"``, ``"cls"``, ``"pooler"``); None: no
+        preference (mean)."""
+        return None
+
     def build_examples(self, units: list[dict], tokenizer: Any, options: Any, seed: int, block_size: int) -> list[dict]:
         """Training (or held-out) examples from the tokenized units of :attr:`input_unit`, e.g.
         sentence pairs of up to ``block_size`` tokens from consecutive sentences. Default: the

@@ -19,7 +19,6 @@ from typing import Any
 
 from . import models, rundir
 from .errors import DataError, PeftHubError
-from .objectives import Objective
 from .progress import track
 from .recipes import Resolved
 from .rundir import Echo
@@ -111,7 +110,7 @@ def _examples(resolved: Resolved, tokenizer: Any, echo: Echo, quiet: bool) -> tu
         return FeatureDataset(train_records[: d.max_train_samples]), held_records[: d.max_eval_samples]
     unit = "documents" if d.line_by_line and objective.input_unit == "blocks" else objective.input_unit
     block_args = dict(block_size=d.block_size, unit=unit, word_ids=objective.needs_word_ids)
-    own_examples = type(objective).build_examples is not Objective.build_examples
+    own_examples = objective.shapes_examples()
     train_docs, held_docs = _corpus(resolved, echo)
     if not held_docs:
         raise DataError("No held-out text: give data.validation=FILE or a larger corpus (validation_split).")
@@ -225,6 +224,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         **cost_metrics(trainer, result, trainable, total),
         "history": trainer.state.log_history,
     }
-    rundir.finish(out, resolved, metrics, {"objective": objective.name, "method": method.name, "base_model": model_path},
-                  curves_metric=metric)
+    pooling = objective.sentence_pooling(options)
+    rundir.finish(out, resolved, metrics, {"objective": objective.name, "method": method.name, "base_model": model_path,
+                                           **({"pooling": pooling} if pooling else {})}, curves_metric=metric)
     return out, metrics

@@ -147,10 +147,10 @@ def wait_for_other_processes() -> None:
 
 
 def end_processes() -> None:
-    """Close the process group once every rank is done. A rank that exits while another still
-    writes or evaluates tears gloo down under it ("terminate called without an active exception")."""
+    """Close the process group once every rank is done (each stage ends with
+    :func:`wait_for_other_processes`). A rank that exits while another still writes or evaluates
+    tears gloo down under it ("terminate called without an active exception")."""
     if dist := _process_group():
-        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import peft_hub
 from peft_hub import (
     DataError,
+    encoder_class,
     label_set,
     labelled,
     load_with_head,
@@ -252,13 +253,7 @@ class Relation(peft_hub.Task):
         return [{**f, "labels": label2id[e.label]} for f, e in zip(features, examples)]
 
     def build_model(self, model_path, labels, **load_kwargs):
-        from transformers import AutoConfig, AutoModel
-
-        config = AutoConfig.from_pretrained(model_path, trust_remote_code=load_kwargs.get("trust_remote_code", False))
-        try:
-            base = AutoModel._model_mapping[type(config)]
-        except KeyError:
-            raise peft_hub.ModelError(f"{model_path}: no encoder class for model type {config.model_type!r}.") from None
+        base = encoder_class(model_path, load_kwargs.get("trust_remote_code", False))
         return load_with_head(model_class(base), model_path, labels, **load_kwargs)
 
     def collator(self, tokenizer):

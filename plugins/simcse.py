@@ -106,6 +106,9 @@ class SimCSE(peft_hub.Objective):
     def head_modules(self, model):
         return []  # the encoder is all there is
 
+    def sentence_pooling(self, options):
+        return options.pooling
+
     def build_model(self, model_path, **load_kwargs):
         base = encoder_class(model_path, load_kwargs.get("trust_remote_code", False))
         return load_pretrained(bi_encoder_class(base), model_path, **load_kwargs), []

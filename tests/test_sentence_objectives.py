@@ -102,6 +102,7 @@ def test_simcse_trains_with_every_method_and_its_output_adapts(method, tiny_mode
     assert metrics["primary_metric"] == "spearman" and metrics["greater_is_better"] is True
     assert set(metrics["heldout_after"]) >= {"spearman", "pearson", "uniformity"}
     assert metrics["heldout_after"]["sts_pairs"] == len(PAIRS)
+    assert json.loads((out / "run.json").read_text())["pooling"] == "mean"  # what embed and evaluate --sts use
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert any("eval_spearman" in entry for entry in history)  # evaluated during training: the best is kept
     adapted = cli_runner.invoke(cli, ["adapt", "--task", "classify", "--method", "lora", "--model", str(out),
@@ -190,7 +191,7 @@ def test_sentence_objectives_train_and_report_accuracy(objective, tiny_model, te
     assert metrics["fresh_head_weights"]  # a fresh 2-way head
     info = json.loads((out / "run.json").read_text())
     assert info["objective"] == objective
-    report = cli_runner.invoke(cli, ["report", str(out), "--json"])
+    report = cli_runner.invoke(cli, ["report", str(out), "--json", "--png", str(tmp_path / "r.png")])
     assert report.exit_code == 0 and "accuracy" in report.output
 
 
@@ -260,5 +261,6 @@ def test_combined_objective_shares_the_encoder(tiny_model):
     assert objective.head_modules(model) == ["parts.mlm.cls.predictions.transform", "parts.nsp.classifier"]
     with pytest.raises(Exception, match="both build their own examples"):
         registry.get_objective("sop+nsp")
+    assert objective.shapes_examples() and not registry.get_objective("mlm+wwm").shapes_examples()  # only nsp builds examples
     with pytest.raises(Exception, match="wwm needs word ids"):
         registry.get_objective("wwm+sop")
