@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,14 +242,14 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
 # -- reloading a run ------------------------------------------------------------------------------
 
 
-def load_run(directory: str | Path, expect_task: str | None = None, full_precision: bool = False) -> LoadedRun:
-    """Rebuild the trained model of a finished ``adapt`` run, in eval mode: on a base quantized as
-    in training, or in full precision with ``full_precision`` (for merging)."""
-    directory = Path(directory)
+def check_run(directory: Path, expect_task: str | None = None) -> tuple[dict, list[str]]:
+    """(run.json, labels) of a finished ``adapt`` run whose weights match their recorded sha256;
+    a clear error for anything else (no run, a pretrain output, another task, damaged files)."""
     info_path = directory / "run.json"
     if not info_path.exists():
         what = "is not a directory" if not directory.is_dir() else "holds no finished run (no run.json)"
-        raise RunDirError(f"{directory} {what}. Pass the --output directory of a finished `peft-hub adapt`.")
+        raise RunDirError(f"{directory} {what}. Pass the --output directory of a finished `peft-hub adapt`"
+                          " or the name of a hub entry (peft-hub hub list).")
     info = rundir.read_run_file(directory, "run.json", json.loads)
     if not isinstance(info, dict):
         raise RunDirError(f"{info_path} is damaged (not a JSON object). Restore it from a copy of the run, or run it again.")
@@ -264,16 +265,28 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
         )
     if "base_model" not in info:
         raise RunDirError(f"{info_path} is damaged (no base_model). Restore it from a copy of the run, or run it again.")
-    models.quiet_libraries()
-    data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
-    resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
     labels = rundir.read_run_file(directory, "labels.json", json.loads)
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise RunDirError(f"{directory / 'labels.json'} is damaged (expected a list of label names). Restore it, or run it again.")
     rundir.verify_weights(directory, info.get("sha256", {}))  # runs saved before checksums have none to check
+    return info, labels
+
+
+def load_run(directory: str | Path, expect_task: str | None = None, full_precision: bool = False) -> LoadedRun:
+    """Rebuild the trained model of a finished ``adapt`` run (a directory or a hub entry's name),
+    in eval mode: on a base quantized as in training, or in full precision with ``full_precision``
+    (for merging)."""
+    from . import hub
+
+    directory = hub.locate(directory)
+    info, labels = check_run(directory, expect_task)
+    models.quiet_libraries()
+    data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
+    resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
     base = info["base_model"]
     if not os.path.exists(base):  # the run moved machines: resolve the recipe's model name again
         base = models.resolve(resolved.recipe.model.name)
+    hub.check_base(directory, base)
     tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
     quant = "none" if full_precision else resolved.recipe.model.quantization
     model = resolved.task.build_model(base, labels, trust_remote_code=resolved.recipe.model.trust_remote_code,
@@ -313,6 +326,7 @@ def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False, expect_
     from .train import FeatureDataset, task_trainer
 
     results = {}
+    scratch = Path(tempfile.mkdtemp(prefix="peft-hub-evaluate-"))  # the Trainer's output_dir; the run stays untouched
     for name, examples in splits.items():
         unknown = task.labels({"train": examples})
         missing = sorted(set(unknown) - set(loaded.labels))
@@ -323,10 +337,10 @@ def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False, expect_
             )
         features = FeatureDataset(task.encode(examples, loaded.tokenizer, loaded.labels, loaded.resolved.task_options), examples)
         trainer = task_trainer(loaded.resolved, loaded.model, loaded.tokenizer, features, None, loaded.labels,
-                               Path(run_dir) / "evaluate", quiet=quiet)
+                               scratch, quiet=quiet)
         scores = trainer.evaluate(eval_dataset=features, metric_key_prefix=name)
         results[name] = _prefixed(scores, name + "_")
-    shutil.rmtree(Path(run_dir) / "evaluate", ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from . import __version__, registry
+from .cli_hub import hub, json_option, serve
 from .embeddings import POOLINGS  # no heavy import: torch loads inside its functions
 from .errors import PeftHubError
 
@@ -206,7 +207,6 @@ def run_flags(values: dict) -> dict:
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Only print the final summary (no progress bars).")
-json_option = click.option("json_", "--json", is_flag=True, help="Print JSON instead of a table.")
 overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
 
 
@@ -672,6 +672,8 @@ def recipes_cp(name, dest):
     click.echo(f"Copied {name} to {target}. Run it with: peft-hub run {target}")
 
 
+cli.add_command(hub)
+cli.add_command(serve)
 registry.load_plugins()
 registry.pm.hook.register_commands(cli=cli)
 

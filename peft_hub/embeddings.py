@@ -174,12 +174,12 @@ def load_encoder(source: str) -> tuple[Any, Any, str]:
     pooling its objective recorded in ``run.json``), a model directory, an alias or a hub id (mean
     pooling)."""
     import json
-    from pathlib import Path
 
     from . import models, rundir
     from .errors import RunDirError
+    from .hub import locate
 
-    directory = Path(source)
+    directory = locate(source)
     info = rundir.read_run_file(directory, "run.json", json.loads) if (directory / "run.json").is_file() else None
     if isinstance(info, dict) and info.get("kind") == "adapt":
         from .adapt import load_run

@@ -46,6 +46,10 @@ class Method:
     #: Whether the method trains on an 8-bit/4-bit base (it must leave the base weights frozen).
     quantizable: ClassVar[bool] = True
 
+    #: Whether peft runs rows of different adapters of this method in one forward pass (its
+    #: per-row ``adapter_names``): ``peft-hub serve`` shares one base between such adapters.
+    mixed_batches: ClassVar[bool] = False
+
     #: Why :meth:`merge` is impossible for this method (None: it can merge).
     cannot_merge: ClassVar[str | None] = "this method does not implement merging"
 

@@ -37,7 +37,9 @@ def primary_metric(metrics: dict) -> str:
 
 def load(run_dir: str | Path) -> dict[str, Any]:
     """One row: what ran and how it scored (the task's or the objective's primary metric)."""
-    run = Path(run_dir)
+    from .hub import locate
+
+    run = locate(run_dir)
     try:
         info = json.loads((run / "run.json").read_text(encoding="utf-8"))
         metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))

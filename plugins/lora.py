@@ -36,6 +36,7 @@ class Lora(peft_hub.PeftMethod):
     description = "LoRA: trainable low-rank updates on linear layers (peft)."
     Options = LoraOptions
     default_learning_rate = 1e-3  # benchmarks/RESULTS.md, "Defaults across datasets": 2e-3 collapsed SST-2 at 3 epochs
+    mixed_batches = True  # peft's LoRA layers take a per-row adapter_names list
 
     def peft_config(self, options, task, model):
         from peft import LoraConfig

@@ -74,3 +74,27 @@ def cli_runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+def train_tiny(tiny_model: Path, out: Path, task: str, method: str = "lora", **overrides):
+    """A finished run of ``task`` on the built-in sample, trained in this process."""
+    from peft_hub import adapt, recipes
+
+    data, source = recipes.compose(None, {"task.name": task, "method.name": method, "model.name": str(tiny_model),
+                                          "output.dir": str(out), "training.epochs": 2, **overrides})
+    return adapt.run(recipes.validate(data, source), quiet=True, echo=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_model, tmp_path_factory) -> dict[str, Path]:
+    """Finished LoRA runs of the tiny model: ``ner`` and ``classify`` (shared by the hub and serve tests)."""
+    root = tmp_path_factory.mktemp("tiny-runs")
+    return {task: train_tiny(tiny_model, root / task, task).directory for task in ("ner", "classify")}
+
+
+@pytest.fixture
+def hub_home(tmp_path, monkeypatch) -> Path:
+    """An empty hub for this test (PEFT_HUB_HOME)."""
+    home = tmp_path / "hub"
+    monkeypatch.setenv("PEFT_HUB_HOME", str(home))
+    return home

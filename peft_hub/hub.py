@@ -1,0 +1,528 @@
+"""The local hub: finished ``adapt`` runs kept under a name, each with a model card.
+
+    peft-hub hub add runs/x --name conll-lora --tag ner
+    peft-hub hub list            peft-hub hub show conll-lora
+    peft-hub hub export conll-lora conll.tar.gz    peft-hub hub import conll.tar.gz
+    peft-hub predict conll-lora "EU rejects German call ."   # every RUN_DIR argument takes a name
+
+Layout (``$PEFT_HUB_HOME``, default ``~/.cache/peft-hub``)::
+
+    adapters/<name>/            a copy of the run directory (adapter, tokenizer, labels, recipe, metrics)
+    adapters/<name>/README.md   the model card
+    adapters/<name>/hub.json    name, tags, when it was added, the base model's fingerprint, sha256 of every file
+
+An entry is written into a temporary folder beside its final place and renamed into it, so a
+failed ``add``/``import``/``pull`` never leaves half an entry. An archive (``export``) holds the
+entry and a manifest of every file's size and sha256; ``import`` checks all of it (paths, file
+kinds, sizes, digests) before anything is written into the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import PeftHubError, RunDirError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME_RULE = "1-64 characters: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"
+#: What an entry keeps of a run (logs and plots stay with the run).
+KEPT = ("adapter", "tokenizer", "labels.json", "recipe.yaml", "metrics.json", "run.json")
+#: File kinds an archive or a pulled entry may hold: weights only as safetensors, no pickles.
+SAFE_SUFFIXES = {".safetensors", ".json", ".yaml", ".yml", ".md", ".txt", ".model"}
+ARCHIVE_FORMAT = "peft-hub-adapter/1"
+MAX_ARCHIVE_FILES = 1000
+MAX_ARCHIVE_BYTES = 4 << 30
+
+
+class HubError(PeftHubError):
+    """A hub name, entry or archive that cannot be used."""
+
+
+def home() -> Path:
+    """Where the hub lives: ``$PEFT_HUB_HOME``, else ``$XDG_CACHE_HOME/peft-hub`` (~/.cache/peft-hub)."""
+    if os.environ.get("PEFT_HUB_HOME"):
+        return Path(os.environ["PEFT_HUB_HOME"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "peft-hub"
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise HubError(f"{str(name)[:80]!r} is not a valid hub name ({NAME_RULE}). Choose another --name.")
+    return name
+
+
+def entry_dir(name: str) -> Path:
+    return home() / "adapters" / check_name(name)
+
+
+def locate(source: str | Path) -> Path:
+    """A run directory for ``source``: an existing path as it is, else the hub entry of that name.
+    Anything else comes back unchanged, for the caller's own "no finished run" message."""
+    path = Path(source)
+    if path.exists() or not NAME_RE.match(str(source)):
+        return path
+    entry = entry_dir(str(source))
+    return entry if (entry / "hub.json").exists() else path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(directory: Path) -> dict[str, dict[str, Any]]:
+    """size and sha256 of every file under ``directory`` (hub.json aside), by relative posix path."""
+    return {p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != "hub.json"}
+
+
+# -- the base model's fingerprint ----------------------------------------------------------------
+
+_FINGERPRINTS: dict[tuple[str, float], str] = {}
+
+
+def fingerprint(model_dir: str | Path) -> str:
+    """A digest of a base model's weights and config (``sha256:`` + 16 hex digits): the same
+    model in another folder or on another machine has the same fingerprint."""
+    directory = Path(model_dir)
+    weights = sorted(p for p in directory.glob("*") if p.suffix in {".safetensors", ".bin"})
+    if not weights or not (directory / "config.json").is_file():
+        raise HubError(f"{directory} holds no model weights and config.json: its fingerprint cannot be taken.")
+    key = (str(directory.resolve()), max(p.stat().st_mtime for p in weights))
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        for path in weights:
+            digest.update(path.name.encode() + b"\0" + sha256_file(path).encode())
+        _FINGERPRINTS[key] = "sha256:" + digest.hexdigest()[:16]
+    return _FINGERPRINTS[key]
+
+
+def base_model_dir(run_dir: Path, info: dict) -> str:
+    """The base model a run was trained on, on this machine (resolved again when the run moved)."""
+    from . import models, recipes
+
+    base = info.get("base_model", "")
+    if base and os.path.exists(base):
+        return base
+    recipe = recipes.safe_yaml((run_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
+    return models.resolve((recipe.get("model") or {}).get("name") or "minilm")
+
+
+def check_base(run_dir: Path, base: str) -> None:
+    """Refuse to load a hub entry on a base model other than the one it was trained on."""
+    meta = run_dir / "hub.json"
+    if not meta.exists():
+        return  # a plain run directory: nothing recorded to compare with
+    recorded = json.loads(meta.read_text(encoding="utf-8")).get("base_fingerprint")
+    found = fingerprint(base)
+    if recorded and recorded != found:
+        raise HubError(f"{run_dir.name} was trained on a base model with fingerprint {recorded}, but the base found "
+                       f"here ({base}) has fingerprint {found}. Install the base model it was trained on "
+                       "(see its card: peft-hub hub show " + run_dir.name + ").")
+
+
+# -- entries ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    name: str
+    path: Path
+    meta: dict
+    info: dict
+    metrics: dict
+
+    def row(self) -> dict[str, Any]:
+        metric = self.metrics.get("primary_metric", "f1")
+        score = (self.metrics.get("test") or self.metrics.get("dev") or {}).get(metric)
+        return {"name": self.name, "task": self.info.get("task"), "method": self.info.get("method"),
+                "base_model": self.meta.get("base_model"), "labels": len(self.meta.get("labels", [])),
+                "metric": metric, "score": score, "size_mb": round(self.meta.get("size", 0) / 2**20, 2),
+                "tags": self.meta.get("tags", []), "added": self.meta.get("added")}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HubError(f"{path} is damaged ({type(exc).__name__}). Remove the entry (peft-hub hub rm) and add it again.") from None
+    if not isinstance(data, dict):
+        raise HubError(f"{path} is damaged (not a JSON object). Remove the entry and add it again.")
+    return data
+
+
+def get(name: str) -> Entry:
+    path = entry_dir(name)
+    if not (path / "hub.json").exists():
+        known = names()
+        from .errors import UnknownNameError
+
+        raise UnknownNameError("hub entry", name, known, f"Add a run with: peft-hub hub add RUN_DIR --name {name}")
+    return Entry(name, path, _read_json(path / "hub.json"), _read_json(path / "run.json"),
+                 _read_json(path / "metrics.json") if (path / "metrics.json").exists() else {})
+
+
+def names() -> list[str]:
+    root = home() / "adapters"
+    return sorted(p.name for p in root.iterdir() if (p / "hub.json").exists()) if root.is_dir() else []
+
+
+def entries() -> list[Entry]:
+    return [get(name) for name in names()]
+
+
+def _install(staged: Path, name: str, overwrite: bool) -> Path:
+    """Rename a complete staged entry into place (the only moment the store changes)."""
+    final = entry_dir(name)
+    if final.exists():
+        if not overwrite:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise HubError(f"The hub already has an entry {name!r}. Choose another --name, or pass --overwrite.")
+        trash = final.with_name(f".{name}.old-{os.getpid()}")
+        final.rename(trash)
+        staged.rename(final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staged.rename(final)
+    return final
+
+
+@contextlib.contextmanager
+def _new_entry(name: str, overwrite: bool) -> Iterator[Path]:
+    """A staging folder inside the hub to write an entry into: renamed into place when the block
+    ends, removed when it raises (nothing half-written is ever an entry)."""
+    root = home() / "adapters"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    except OSError as exc:
+        raise HubError(f"Cannot write to the hub at {home()}: {exc.strerror or exc}. Set PEFT_HUB_HOME to a writable folder.") from None
+    try:
+        yield staged
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    _install(staged, name, overwrite)
+
+
+def add(run_dir: str | Path, name: str, tags: tuple[str, ...] = (), overwrite: bool = False) -> Entry:
+    """Copy a finished ``adapt`` run into the hub under ``name``, with its card."""
+    from . import adapt
+
+    check_name(name)
+    for tag in tags:
+        if not NAME_RE.match(tag):
+            raise HubError(f"Tag {tag[:80]!r} is not valid ({NAME_RULE}).")
+    run = Path(run_dir)
+    info, labels = adapt.check_run(run)  # a finished adapt run with intact weights, or a clear error
+    if entry_dir(name).exists() and not overwrite:
+        raise HubError(f"The hub already has an entry {name!r}. Choose another --name, or pass --overwrite.")
+    base = base_model_dir(run, info)
+    with _new_entry(name, overwrite) as staged:
+        for item in KEPT:
+            source = run / item
+            if source.is_dir():
+                shutil.copytree(source, staged / item)
+            elif source.is_file():
+                shutil.copy2(source, staged / item)
+        files = _files(staged)
+        meta = {"name": name, "tags": sorted(set(tags)), "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "source": str(run.resolve()), "base_model": _base_name(run), "base_path": base, "base_fingerprint": fingerprint(base),
+                "labels": labels, "size": sum(f["size"] for f in files.values())}
+        (staged / "hub.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        (staged / "README.md").write_text(card(Entry(name, staged, meta, info, _read_json(staged / "metrics.json"))), encoding="utf-8")
+        meta["files"] = _files(staged)
+        (staged / "hub.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return get(name)
+
+
+def _base_name(run: Path) -> str:
+    from . import recipes
+
+    recipe = recipes.safe_yaml((run / "recipe.yaml").read_text(encoding="utf-8")) or {}
+    return str((recipe.get("model") or {}).get("name") or "minilm")
+
+
+def remove(name: str) -> None:
+    entry = get(name)
+    trash = entry.path.with_name(f".{name}.rm-{os.getpid()}")
+    entry.path.rename(trash)
+    shutil.rmtree(trash)
+
+
+# -- the card ----------------------------------------------------------------------------------
+
+_AUTO_CLASSES = {"TOKEN_CLS": "AutoModelForTokenClassification", "SEQ_CLS": "AutoModelForSequenceClassification",
+                 "QUESTION_ANS": "AutoModelForQuestionAnswering"}
+
+
+def card(entry: Entry) -> str:
+    """A model card (README.md) from what the run recorded."""
+    from . import registry
+
+    info, meta, metrics = entry.info, entry.meta, entry.metrics
+    recipe_text = (entry.path / "recipe.yaml").read_text(encoding="utf-8")
+    metric = metrics.get("primary_metric", "f1")
+    noise = {"epoch", "loss", "runtime", "samples_per_second", "steps_per_second"}
+    rows = [f"| {split} | " + " | ".join(f"{k} {v:.4f}" for k, v in sorted(scores.items()) if isinstance(v, float) and k not in noise) + " |"
+            for split, scores in ((s, metrics.get(s)) for s in ("dev", "test")) if isinstance(scores, dict)]
+    try:
+        task_type = registry.get_task(info.get("task", "")).peft_task_type
+    except PeftHubError:
+        task_type = ""
+    auto = _AUTO_CLASSES.get(task_type, "AutoModel")
+    labels = meta.get("labels", [])
+    label_map = ", ".join(f"{i}: {label}" for i, label in enumerate(labels[:200])) + (" ..." if len(labels) > 200 else "")
+    trained = metrics.get("trainable_percent")
+    where = entry_dir(entry.name)
+    return f"""---
+library_name: peft
+base_model: {meta.get('base_model')}
+tags: [peft-hub, {info.get('task')}, {info.get('method')}{''.join(', ' + t for t in meta.get('tags', []))}]
+---
+
+# {entry.name}
+
+A `{info.get('task')}` adapter trained with `{info.get('method')}` by peft-hub {info.get('peft_hub_version', '')}
+on the base model `{meta.get('base_model')}` (fingerprint `{meta.get('base_fingerprint')}`).
+{f'{trained:.3f}% of the parameters trained.' if isinstance(trained, (int, float)) else ''}
+
+## Scores (primary metric: {metric})
+
+{chr(10).join(rows) or '(no scores recorded)'}
+
+## Labels
+
+{label_map or '(none: a regression)'}
+
+## Use it
+
+```bash
+peft-hub predict {entry.name} "your text"
+peft-hub serve {entry.name}
+```
+
+With plain transformers and peft (the task head is saved with the adapter):
+
+```python
+from transformers import AutoTokenizer, {auto}
+from peft import PeftModel
+
+entry = "{where}"
+tokenizer = AutoTokenizer.from_pretrained(entry + "/tokenizer")
+base = {auto}.from_pretrained("{meta.get('base_path')}", num_labels={len(labels) or 1})  # the `{meta.get('base_model')}` base
+base.resize_token_embeddings(len(tokenizer))  # a task may add marker tokens
+model = PeftModel.from_pretrained(base, entry + "/adapter").eval()
+```
+
+## Recipe
+
+```yaml
+{recipe_text.strip()}
+```
+"""
+
+
+# -- archives ------------------------------------------------------------------------------------
+
+
+def export(name: str, file: str | Path) -> Path:
+    """One ``.tar.gz`` with the entry and a manifest (size and sha256 of every file)."""
+    entry = get(name)
+    verify(entry.path, entry.meta.get("files", {}))
+    file = Path(file)
+    if file.is_dir():
+        raise HubError(f"{file} is a directory; give the archive's file name, e.g. {file / (name + '.tar.gz')}.")
+    manifest = {"format": ARCHIVE_FORMAT, "name": name, "files": _files(entry.path) | {"hub.json": _digest_entry(entry.path / "hub.json")}}
+    tmp = file.with_name(file.name + ".tmp")
+    try:
+        with tarfile.open(tmp, "w:gz") as archive:
+            data = json.dumps(manifest, indent=2).encode()
+            member = tarfile.TarInfo("manifest.json")
+            member.size, member.mtime = len(data), int(time.time())
+            archive.addfile(member, io.BytesIO(data))
+            for rel in manifest["files"]:
+                archive.add(entry.path / rel, arcname=f"{name}/{rel}", recursive=False)
+        os.replace(tmp, file)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise HubError(f"Cannot write {file}: {exc.strerror or exc}. Choose another FILE.") from None
+    return file
+
+
+def _digest_entry(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def verify(directory: Path, files: dict[str, dict[str, Any]]) -> None:
+    """Every recorded file present with its size and sha256."""
+    for rel, want in files.items():
+        path = directory / rel
+        if not path.is_file():
+            raise HubError(f"{path} is missing. Remove the entry (peft-hub hub rm) and add it again.")
+        if path.stat().st_size != want["size"] or sha256_file(path) != want["sha256"]:
+            raise HubError(f"{path} is damaged: its size or sha256 is not the one recorded. Remove the entry and add it again.")
+
+
+def _safe_member(rel: str, where: str) -> None:
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+        raise HubError(f"{where} holds an unsafe path {rel[:80]!r} (absolute, '..' or empty parts). Nothing was imported.")
+    if Path(rel).suffix not in SAFE_SUFFIXES:
+        raise HubError(f"{where} holds {rel[:80]!r}, a kind of file an entry never has (weights come only as "
+                       f"safetensors; pickles are refused). Nothing was imported.")
+
+
+def import_(file: str | Path, name: str | None = None, overwrite: bool = False) -> Entry:
+    """Check an archive written by :func:`export` completely, then add its entry."""
+    file = Path(file)
+    where = str(file)
+    try:
+        archive = tarfile.open(file, "r:*")
+    except FileNotFoundError:
+        raise HubError(f"{file} does not exist. Give an archive written by `peft-hub hub export`.") from None
+    except (tarfile.TarError, OSError) as exc:
+        raise HubError(f"{file} is not a readable archive ({type(exc).__name__}: {str(exc)[:100]}). "
+                       "Give an archive written by `peft-hub hub export`.") from None
+    with archive:
+        try:
+            members = archive.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise HubError(f"{file} is truncated or damaged ({type(exc).__name__}). Export it again.") from None
+        if len(members) > MAX_ARCHIVE_FILES:
+            raise HubError(f"{file} holds {len(members):,} files, more than an entry ever has ({MAX_ARCHIVE_FILES}). Nothing was imported.")
+        by_name = {m.name: m for m in members}
+        if "manifest.json" not in by_name:
+            raise HubError(f"{file} has no manifest.json: it was not written by `peft-hub hub export`.")
+        manifest = _read_manifest(archive, by_name["manifest.json"], where)
+        old = manifest["name"]
+        files = manifest["files"]
+        for rel, want in files.items():
+            _safe_member(rel, where)
+            if not (isinstance(want, dict) and isinstance(want.get("size"), int) and isinstance(want.get("sha256"), str)):
+                raise HubError(f"{where}: the manifest entry for {rel[:80]!r} is damaged. Export it again.")
+        if sum(f["size"] for f in files.values()) > MAX_ARCHIVE_BYTES:
+            raise HubError(f"{where} declares more than {MAX_ARCHIVE_BYTES >> 30} GiB of files. Nothing was imported.")
+        expected = {f"{old}/{rel}" for rel in files} | {"manifest.json"}
+        for member in members:
+            if member.name not in expected:
+                if member.isdir() and any(e.startswith(member.name.rstrip("/") + "/") for e in expected):
+                    continue
+                raise HubError(f"{where} holds {member.name[:80]!r}, which its manifest does not list. Nothing was imported.")
+            if not member.isfile():
+                raise HubError(f"{where}: {member.name[:80]!r} is a link or device, not a plain file. Nothing was imported.")
+        missing = expected - set(by_name)
+        if missing:
+            raise HubError(f"{where} lacks {sorted(missing)[0][:80]!r}, which its manifest lists. Export it again.")
+        name = check_name(name or old)
+        if entry_dir(name).exists() and not overwrite:
+            raise HubError(f"The hub already has an entry {name!r}. Pass --name to import it under another name, or --overwrite.")
+        with _new_entry(name, overwrite) as staged:
+            for rel, want in files.items():
+                member = by_name[f"{old}/{rel}"]
+                if member.size != want["size"]:
+                    raise HubError(f"{where}: {rel} has {member.size:,} bytes, the manifest says {want['size']:,}. Nothing was imported.")
+                target = staged / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha256()
+                with archive.extractfile(member) as source, target.open("wb") as sink:
+                    for block in iter(lambda: source.read(1 << 20), b""):
+                        digest.update(block)
+                        sink.write(block)
+                if digest.hexdigest() != want["sha256"]:
+                    raise HubError(f"{where}: the sha256 of {rel} is not the one in its manifest (changed or damaged). Nothing was imported.")
+            _finish_import(staged, name)
+    return get(name)
+
+
+def _read_manifest(archive: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> dict:
+    if not member.isfile() or member.size > 16 << 20:
+        raise HubError(f"{where}: manifest.json is not a plain file of sensible size. Nothing was imported.")
+    try:
+        manifest = json.loads(archive.extractfile(member).read())
+    except (ValueError, OSError, tarfile.TarError) as exc:
+        raise HubError(f"{where}: manifest.json is damaged ({type(exc).__name__}). Export it again.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT or not isinstance(manifest.get("files"), dict):
+        raise HubError(f"{where}: manifest.json is not a {ARCHIVE_FORMAT} manifest. Give an archive written by `peft-hub hub export`.")
+    check_name(str(manifest.get("name")))
+    return manifest
+
+
+def _finish_import(staged: Path, name: str) -> None:
+    """An imported or pulled entry: a finished run with its hub.json, renamed if asked."""
+    for needed in ("run.json", "hub.json", "labels.json", "recipe.yaml"):
+        if not (staged / needed).is_file():
+            raise HubError(f"The entry lacks {needed}: it is not a peft-hub hub entry. Nothing was imported.")
+    meta = _read_json(staged / "hub.json")
+    meta["name"] = name
+    (staged / "hub.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+# -- the Hugging Face Hub --------------------------------------------------------------------------
+
+
+def _offline_error(action: str, exc: Exception | None = None) -> HubError:
+    why = f" ({type(exc).__name__}: {str(exc)[:120]})" if exc else " (HF_HUB_OFFLINE is set)"
+    return HubError(f"Cannot {action}: the Hugging Face Hub is not reachable{why}. Nothing was written. "
+                    "Retry with a network (and HF_TOKEN for a private or new repository), or share the entry "
+                    "as a file with `peft-hub hub export`.")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def push(name: str, repo_id: str, private: bool = False) -> str:
+    """Upload an entry (its card as the repository's README) to the Hugging Face Hub."""
+    entry = get(name)
+    verify(entry.path, entry.meta.get("files", {}))
+    if _offline():
+        raise _offline_error(f"push {name} to {repo_id}")
+    from huggingface_hub import HfApi
+
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(entry.path), commit_message=f"peft-hub: {name}")
+    except OSError as exc:  # requests' and httpx's connection errors are OSErrors
+        raise _offline_error(f"push {name} to {repo_id}", exc) from None
+    return f"https://huggingface.co/{repo_id}"
+
+
+def pull(repo_id: str, name: str | None = None, overwrite: bool = False) -> Entry:
+    """Download an entry pushed by :func:`push`, checked like an imported archive."""
+    name = check_name(name or repo_id.rsplit("/", 1)[-1].lower())
+    if entry_dir(name).exists() and not overwrite:
+        raise HubError(f"The hub already has an entry {name!r}. Pass --name to pull it under another name, or --overwrite.")
+    if _offline():
+        raise _offline_error(f"pull {repo_id}")
+    from huggingface_hub import snapshot_download
+
+    with _new_entry(name, overwrite) as staged:
+        try:
+            snapshot_download(repo_id, local_dir=str(staged), allow_patterns=[f"*{s}" for s in SAFE_SUFFIXES])
+        except OSError as exc:
+            raise _offline_error(f"pull {repo_id}", exc) from None
+        shutil.rmtree(staged / ".cache", ignore_errors=True)
+        meta = _read_json(staged / "hub.json") if (staged / "hub.json").exists() else {}
+        for rel in (p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()):
+            _safe_member(rel, repo_id)
+        verify(staged, meta.get("files", {}))
+        _finish_import(staged, name)
+    return get(name)

@@ -1,0 +1,451 @@
+"""Many adapters on one base model in memory, with requests for *different* adapters run in one
+forward pass (the engine behind ``peft-hub serve``; the HTTP layer is :mod:`peft_hub.server`).
+
+How a mixed batch runs, with no task-specific code:
+
+* one bare encoder (``AutoModel`` of the base) holds every loaded adapter's layers, through peft;
+  a method whose ``mixed_batches`` is true (LoRA) takes a per-row ``adapter_names`` list, so rows
+  of different adapters share one forward pass;
+* each adapter keeps its own task model (its head) with the encoder replaced by a stand-in that
+  returns that adapter's rows of the shared forward pass;
+* each group of requests for one adapter runs its task's own ``predict`` in a thread: whenever a
+  group's ``predict`` calls its model, the call waits until every group has called (or finished),
+  then one encoder pass serves them all (:class:`MixedRound`) and each head decodes its rows.
+
+Adapters load on first use and the least recently used are evicted beyond ``max_adapters`` or
+``max_memory_mb``. An adapter that cannot load (damaged, another base, a method that cannot share
+the base) fails its own requests with the reason; the others keep serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PeftHubError
+
+log = logging.getLogger("peft_hub.serve")
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ServeError(PeftHubError):
+    """A request or adapter the server cannot serve; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Adapter:
+    """A loaded adapter: its head model (encoder replaced by a stand-in), tokenizer and task."""
+
+    name: str
+    task: Any
+    options: Any
+    labels: list[str]
+    tokenizer: Any
+    head_model: Any
+    stand_in: Any
+    size_bytes: int
+    last_used: float = field(default_factory=time.monotonic)
+
+
+def _stand_in_class():
+    import torch
+
+    class EncoderStandIn(torch.nn.Module):
+        """Takes the encoder's place in a task model: returns the outputs computed for these rows."""
+
+        def __init__(self):
+            super().__init__()
+            self.outputs = None
+
+        def forward(self, *args, **kwargs):
+            return self.outputs
+
+    return EncoderStandIn
+
+
+class MixedRound:
+    """One micro-batch: groups (one per adapter) each run their task's ``predict`` in a thread;
+    their model calls meet here and run as one encoder pass (or one pass per group with
+    ``mixed=False``: peft's ``set_adapter`` per group, the baseline)."""
+
+    def __init__(self, pool: AdapterPool, groups: int, mixed: bool):
+        self.pool, self.active, self.mixed = pool, groups, mixed
+        self.pending: dict[str, dict] = {}
+        self.results: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+
+    def call(self, name: str, batch: dict) -> Any:
+        with self.cond:
+            self.pending[name] = batch
+            if not self.mixed or len(self.pending) == self.active:
+                self._run()
+            while name not in self.results and self.error is None:
+                self.cond.wait()
+            if name not in self.results:
+                raise RuntimeError("the shared forward pass failed") from self.error
+            return self.results.pop(name)
+
+    def leave(self) -> None:
+        with self.cond:
+            self.active -= 1
+            if self.pending and len(self.pending) >= self.active:
+                self._run()
+
+    def _run(self) -> None:
+        pending, self.pending = self.pending, {}
+        try:
+            if self.mixed:
+                self.results.update(self.pool.encode(pending))
+            else:
+                for name, batch in pending.items():
+                    self.results.update(self.pool.encode({name: batch}, switch=True))
+        except BaseException as exc:  # every waiting group fails with it, none hangs
+            self.error = exc
+        self.cond.notify_all()
+
+
+class _GroupModel:
+    """What a task's ``predict`` gets as its model: looks like one (parameters, eval, a call),
+    and runs its batches through the round's shared encoder pass, then this adapter's head."""
+
+    def __init__(self, adapter: Adapter, round_: MixedRound, device_param: Any):
+        self.adapter, self.round, self.device_param = adapter, round_, device_param
+
+    def parameters(self):
+        yield self.device_param
+
+    def _as_is(self):
+        return self
+
+    eval = _as_is  # models.model_outputs switches its model to eval mode: the heads already are
+
+    def __call__(self, **batch):
+        self.adapter.stand_in.outputs = self.round.call(self.adapter.name, batch)
+        try:
+            return self.adapter.head_model(**batch)
+        finally:
+            self.adapter.stand_in.outputs = None
+
+
+class AdapterPool:
+    """The adapters a server may serve (by name), the base model, and the loaded adapters."""
+
+    def __init__(self, sources: dict[str, Path], base: str | None = None, max_adapters: int = 64,
+                 max_memory_mb: float | None = None, mixed: bool = True):
+        if not sources:
+            raise ServeError("Nothing to serve: give hub names or run directories (peft-hub hub list).")
+        self.sources, self.max_adapters, self.max_memory_mb, self.mixed = sources, max_adapters, max_memory_mb, mixed
+        self.loaded: OrderedDict[str, Adapter] = OrderedDict()
+        self.lock = threading.RLock()
+        self.base_path, self.fingerprint = self._pick_base(base)
+        self.peft = None  # the shared encoder with every loaded adapter, made with the first one
+        self.encoder = None
+        self.base_keys: set[str] = set()
+
+    # -- what can be served --------------------------------------------------------------------
+
+    def _pick_base(self, base: str | None) -> tuple[str, str]:
+        from . import hub, models
+
+        if base:
+            path = models.resolve(base)
+        else:
+            first = next(iter(self.sources.values()))
+            info = _read_info(first)
+            path = hub.base_model_dir(first, info)
+        return path, hub.fingerprint(path)
+
+    def describe(self) -> list[dict]:
+        from . import hub
+
+        rows = []
+        for name, path in self.sources.items():
+            info = _read_info(path, strict=False)
+            labels = _read_labels(path)
+            rows.append({"name": name, "task": info.get("task"), "method": info.get("method"),
+                         "labels": labels, "loaded": name in self.loaded,
+                         "input_fields": _input_fields(info.get("task")),
+                         "hub": (path / "hub.json").exists() and path.parent == hub.home() / "adapters"})
+        return rows
+
+    # -- loading and evicting ---------------------------------------------------------------------
+
+    def adapter(self, name: str) -> Adapter:
+        with self.lock:
+            if name not in self.sources:
+                raise ServeError(f"Unknown adapter {name[:80]!r}. This server serves: {', '.join(sorted(self.sources)[:50])}.", 404)
+            if name in self.loaded:
+                self.loaded.move_to_end(name)
+                adapter = self.loaded[name]
+            else:
+                adapter = self._load(name, self.sources[name])
+                self._evict(keep=name)
+            adapter.last_used = time.monotonic()
+            return adapter
+
+    def _load(self, name: str, directory: Path) -> Adapter:
+        from safetensors.torch import load_file
+
+        from . import adapt, hub, models, recipes, rundir
+
+        started = time.perf_counter()
+        models.quiet_libraries()
+        try:
+            info, labels = adapt.check_run(directory)
+            data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
+            resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
+            method = resolved.method
+            if not getattr(method, "mixed_batches", False):
+                raise ServeError(f"{name} is a {method.name!r} run: serve shares one base model between adapters of "
+                                 "methods that batch per request row (mixed_batches: lora). Serve it with "
+                                 f"`peft-hub predict {name}`, or merge it into a model (peft-hub merge).", 422)
+            found = hub.fingerprint(hub.base_model_dir(directory, info))
+            if found != self.fingerprint:
+                raise ServeError(f"{name} was trained on a base model with fingerprint {found}; this server holds "
+                                 f"{self.base_path} ({self.fingerprint}). Serve it from a server of its own base.", 422)
+            hub.check_base(directory, self.base_path)
+            tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
+            state = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
+        except ServeError:
+            raise
+        except PeftHubError as exc:
+            raise ServeError(f"Adapter {name} cannot be loaded: {exc}", 500) from None
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ServeError(f"Adapter {name} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}).", 500) from None
+        head_model = resolved.task.build_model(self.base_path, labels)
+        prefix = head_model.base_model_prefix
+        encoder = getattr(head_model, prefix)
+        if len(tokenizer) != encoder.get_input_embeddings().weight.shape[0]:
+            raise ServeError(f"{name} changed the base model's vocabulary ({len(tokenizer)} tokens): it cannot share "
+                             f"the base. Serve it with `peft-hub predict {name}`.", 422)
+        encoder_state, head_state = _split_state(state, prefix)
+        self._add_to_encoder(name, directory, encoder_state)
+        stand_in = _stand_in_class()()
+        setattr(head_model, prefix, stand_in)
+        missing = {k for k in head_model.state_dict() if k.split(".", 1)[0] != prefix} - set(head_state)
+        if missing:
+            self._drop_from_encoder(name)
+            raise ServeError(f"Adapter {name} has no saved weights for its head ({sorted(missing)[0]}); "
+                             "it was not saved by peft-hub.", 500)
+        head_model.load_state_dict(head_state, strict=False)
+        head_model.eval()
+        size = sum(t.numel() * t.element_size() for t in state.values())
+        adapter = Adapter(name, resolved.task, resolved.task_options, labels, tokenizer, head_model, stand_in, size)
+        self.loaded[name] = adapter
+        log.info("loaded adapter %s (%s, %.1f MiB) in %.2f s", name, resolved.task.name, size / 2**20, time.perf_counter() - started)
+        return adapter
+
+    def _add_to_encoder(self, name: str, directory: Path, encoder_state: dict) -> None:
+        from peft import PeftConfig, get_peft_model, set_peft_model_state_dict
+
+        from . import models
+
+        if self.encoder is None:
+            from transformers import AutoModel
+
+            self.encoder = models.load_pretrained(AutoModel, self.base_path)
+            self.base_keys = set(self.encoder.state_dict())
+        shared = sorted(set(encoder_state) & self.base_keys)
+        if shared:  # e.g. LoRA with bias="all": it changed weights that every adapter shares
+            raise ServeError(f"Adapter {name} changes weights of the base model itself ({shared[0]}), which all "
+                             f"adapters share. Serve it with `peft-hub predict {name}`.", 422)
+        config = PeftConfig.from_pretrained(str(directory / "adapter"))
+        config.modules_to_save, config.task_type, config.inference_mode = None, None, True
+        if hasattr(config, "exclude_modules"):
+            config.exclude_modules = None  # the heads it kept out live in the task models, not here
+        if self.peft is None:
+            self.peft = get_peft_model(self.encoder, config, adapter_name=name)
+        elif name not in self.peft.peft_config:  # (an evicted adapter that was the last one stays in place)
+            self.peft.add_adapter(name, config)
+        keyed = {"base_model.model." + key: value for key, value in encoder_state.items()}
+        result = set_peft_model_state_dict(self.peft, keyed, adapter_name=name)
+        unexpected = list(result.unexpected_keys)  # only the adapter's own keys were given: each must fit
+        if unexpected:
+            self._drop_from_encoder(name)
+            raise ServeError(f"Adapter {name}'s weights do not fit the base encoder ({unexpected[0]}).", 500)
+        self.peft.eval()
+
+    def _drop_from_encoder(self, name: str) -> None:
+        if self.peft is not None and name in self.peft.peft_config:
+            if len(self.peft.peft_config) > 1:
+                with warnings.catch_warnings():  # "adapter X was active ...": rows name their adapter
+                    warnings.simplefilter("ignore")
+                    self.peft.delete_adapter(name)
+
+    def _evict(self, keep: str) -> None:
+        def over() -> bool:
+            mb = sum(a.size_bytes for a in self.loaded.values()) / 2**20
+            return len(self.loaded) > self.max_adapters or (self.max_memory_mb is not None and mb > self.max_memory_mb)
+
+        while over() and len(self.loaded) > 1:
+            name = next(n for n in self.loaded if n != keep)
+            self.loaded.pop(name)
+            self._drop_from_encoder(name)
+            log.info("evicted adapter %s (least recently used)", name)
+
+    # -- predicting -----------------------------------------------------------------------------
+
+    def encode(self, batches: dict[str, dict], switch: bool = False) -> dict[str, Any]:
+        """One encoder pass over the rows of every group; each group's outputs, cut to its rows
+        and its own padded length."""
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        names, rows = [], []
+        width = max(b["input_ids"].shape[1] for b in batches.values())
+        device = next(self.peft.parameters()).device
+        joined: dict[str, list] = {key: [] for key in ENCODER_INPUTS if all(key in b for b in batches.values())}
+        for name, batch in batches.items():
+            n, length = batch["input_ids"].shape
+            names += [name] * n
+            rows.append((name, n, length))
+            for key in joined:
+                joined[key].append(torch.nn.functional.pad(batch[key], (0, width - length)))
+        inputs = {key: torch.cat(parts).to(device) for key, parts in joined.items()}
+        with torch.no_grad():
+            if switch:
+                self.peft.set_adapter(names[0])
+                out = self.peft(**inputs)
+            else:
+                out = self.peft(**inputs, adapter_names=names)
+        results, start = {}, 0
+        pooled = getattr(out, "pooler_output", None)
+        for name, n, length in rows:
+            results[name] = BaseModelOutputWithPooling(
+                last_hidden_state=out.last_hidden_state[start : start + n, :length],
+                pooler_output=None if pooled is None else pooled[start : start + n])
+            start += n
+        return results
+
+    def predict_many(self, requests: list[tuple[str, list[dict]]]) -> list[list | ServeError]:
+        """Predictions for each (adapter name, inputs) request, or the error of that request
+        alone; requests for different adapters share the encoder passes."""
+        from .adapt import as_input
+
+        outcome: list[list | ServeError | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        with self.lock:
+            adapters = {}
+            for i, (name, inputs) in enumerate(requests):
+                try:
+                    if name not in adapters:
+                        adapters[name] = self.adapter(name)
+                    task = adapters[name].task
+                    requests[i] = (name, [as_input(task, x) for x in inputs])
+                    groups.setdefault(name, []).append(i)
+                except ServeError as exc:
+                    outcome[i] = exc
+                except PeftHubError as exc:  # a bad input (e.g. one text for a pair task)
+                    outcome[i] = ServeError(str(exc), 422)
+            if not groups:
+                return outcome
+            round_ = MixedRound(self, len(groups), self.mixed)
+            device_param = next(self.peft.parameters())
+            answers: dict[str, list | BaseException] = {}
+
+            def run(name: str) -> None:
+                adapter = adapters[name]
+                inputs = [x for i in groups[name] for x in requests[i][1]]
+                try:
+                    answers[name] = adapter.task.predict(_GroupModel(adapter, round_, device_param), adapter.tokenizer,
+                                                         inputs, adapter.labels, adapter.options)
+                except BaseException as exc:  # reported for this adapter's requests only
+                    answers[name] = exc
+                finally:
+                    round_.leave()
+
+            threads = [threading.Thread(target=run, args=(name,), daemon=True) for name in groups]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        for name, indices in groups.items():
+            answer = answers.get(name)
+            if isinstance(answer, BaseException):
+                log.error("adapter %s failed: %r", name, answer)
+                for i in indices:
+                    outcome[i] = ServeError(f"Adapter {name} failed on this request ({type(answer).__name__}: {str(answer)[:200]}).", 500)
+                continue
+            start = 0
+            for i in indices:
+                n = len(requests[i][1])
+                outcome[i] = answer[start : start + n]
+                start += n
+        return outcome
+
+
+def _split_state(state: dict, prefix: str) -> tuple[dict, dict]:
+    """A saved task-model adapter's tensors -> (the encoder's, keyed as in the bare encoder; the
+    head's, keyed as in the task model)."""
+    encoder, head = {}, {}
+    for key, value in state.items():
+        key = key.removeprefix("base_model.model.")
+        if key.startswith(prefix + "."):
+            encoder[key[len(prefix) + 1 :]] = value
+        else:
+            head[key] = value
+    return encoder, head
+
+
+def _read_info(directory: Path, strict: bool = True) -> dict:
+    import json
+
+    try:
+        info = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        if strict:
+            raise ServeError(f"{directory} holds no finished run (run.json missing or damaged).", 500) from None
+        return {}
+
+
+def _read_labels(directory: Path) -> list:
+    import json
+
+    try:
+        labels = json.loads((directory / "labels.json").read_text(encoding="utf-8"))
+        return labels if isinstance(labels, list) else []
+    except (OSError, ValueError):
+        return []
+
+
+def _input_fields(task_name: str | None) -> list[str]:
+    from . import registry
+
+    try:
+        return list(registry.get_task(task_name or "").input_fields)
+    except PeftHubError:
+        return ["text"]
+
+
+def sources_for(items: tuple[str, ...]) -> dict[str, Path]:
+    """Adapter names -> run directories, from hub names and run directories (a directory is
+    served under its folder's name); no items: every hub entry."""
+    from . import hub
+
+    if not items:
+        return {name: hub.entry_dir(name) for name in hub.names()}
+    sources: dict[str, Path] = {}
+    for item in items:
+        path = hub.locate(item)
+        if not (path / "run.json").exists():
+            raise ServeError(f"{item[:80]!r} is neither a hub entry (peft-hub hub list) nor a finished run directory.")
+        name = item if hub.NAME_RE.match(item) and not Path(item).exists() else path.resolve().name.lower()
+        if not hub.NAME_RE.match(name):
+            raise ServeError(f"{path} cannot be served under its folder's name {name[:80]!r} ({hub.NAME_RULE}). "
+                             f"Add it to the hub under a name: peft-hub hub add {path} --name NAME")
+        if name in sources:
+            raise ServeError(f"Two adapters would be served as {name!r}. Add them to the hub under different names.")
+        sources[name] = path
+    return sources
