@@ -20,6 +20,7 @@ import click
 from . import __version__, registry
 from .cli_hub import hub, json_option, serve
 from .embeddings import POOLINGS  # no heavy import: torch loads inside its functions
+from .merging import COMBINATIONS
 from .errors import PeftHubError
 
 EXAMPLES = """
@@ -487,15 +488,36 @@ def _read_inputs(task: Any, stream: Any) -> list[dict[str, str]]:
 Examples:
   peft-hub merge runs/x --output merged/x
   python -c "from transformers import AutoModelForTokenClassification as M; M.from_pretrained('merged/x')"
+  peft-hub merge --adapters conll-a,conll-b --combination ties --density 0.5 --output conll-ab
+  peft-hub merge --adapters runs/a,runs/b --weights 0.7,0.3 --output runs/ab
 """)
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--output", "-o", required=True, help="Directory for the merged model and tokenizer.")
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output.")
-def merge(run_dir, output, overwrite):
-    """Merge a run's adapter into the base weights: a plain transformers model.
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False))
+@click.option("--output", "-o", required=True, help="Directory for the merged model; with --adapters, a hub name or a directory (a path with a '/').")
+@click.option("--adapters", help="Combine these adapters (comma-separated run directories or hub names) into one, instead.")
+@click.option("--combination", type=click.Choice(COMBINATIONS), default="linear",
+              show_default=True, help="How --adapters combine (peft's weighted-adapter merging; heads the same way).")
+@click.option("--weights", help="One weight per adapter, comma-separated  [default: equal, summing to 1]")
+@click.option("--density", type=float, default=0.5, show_default=True, help="Share of each adapter kept by ties / dare_*.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output (or replace the hub entry).")
+def merge(run_dir, output, adapters, combination, weights, density, overwrite):
+    """Merge a run's adapter into the base weights (a plain transformers model), or combine
+    several adapters of one task and label set into one adapter (--adapters).
 
-    Works for lora, ia3, full and freeze; adapter and prefix add computation that no weight can
-    absorb, and say so. The base is always reloaded in full precision before merging."""
+    Folding works for lora, ia3, full and freeze; adapter and prefix add computation that no weight
+    can absorb, and say so. The base is always reloaded in full precision before merging.
+    Combining works for LoRA adapters of one task, label set and base model."""
+    if bool(run_dir) == bool(adapters):
+        raise click.UsageError("Give a RUN_DIR to fold into its base, or --adapters A,B,... to combine, one of them.")
+    if adapters:
+        from . import merging
+
+        try:
+            parsed = [float(w) for w in weights.split(",")] if weights else None
+        except ValueError:
+            raise click.BadParameter(f"{weights!r} is not a comma-separated list of numbers.", param_hint="--weights") from None
+        out = merging.combine([a.strip() for a in adapters.split(",") if a.strip()], output, combination, parsed, density, overwrite)
+        click.echo(f"Combined {adapters} ({combination}) into {out}; use it like any run: peft-hub predict {output} \"text\"")
+        return
     from . import adapt
 
     out = adapt.merge(run_dir, output, overwrite)

@@ -50,6 +50,10 @@ class Method:
     #: per-row ``adapter_names``): ``peft-hub serve`` shares one base between such adapters.
     mixed_batches: ClassVar[bool] = False
 
+    #: peft's weighted-adapter combinations (``add_weighted_adapter``) that join trained adapters
+    #: of this method into one (``peft-hub merge --adapters``); empty: they cannot be combined.
+    combinations: ClassVar[tuple[str, ...]] = ()
+
     #: Why :meth:`merge` is impossible for this method (None: it can merge).
     cannot_merge: ClassVar[str | None] = "this method does not implement merging"
 

@@ -37,6 +37,7 @@ class Lora(peft_hub.PeftMethod):
     Options = LoraOptions
     default_learning_rate = 1e-3  # benchmarks/RESULTS.md, "Defaults across datasets": 2e-3 collapsed SST-2 at 3 epochs
     mixed_batches = True  # peft's LoRA layers take a per-row adapter_names list
+    combinations = ("linear", "ties", "dare_linear", "dare_ties", "svd", "cat")  # peft's add_weighted_adapter
 
     def peft_config(self, options, task, model):
         from peft import LoraConfig
