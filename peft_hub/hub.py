@@ -291,6 +291,11 @@ def card(entry: Entry) -> str:
     label_map = ", ".join(f"{i}: {label}" for i, label in enumerate(labels[:200])) + (" ..." if len(labels) > 200 else "")
     trained = metrics.get("trainable_percent")
     where = entry_dir(entry.name)
+    from . import recipes
+
+    data = (recipes.safe_yaml(recipe_text) or {}).get("data") or {}
+    data_lines = [f"- {key}: `{value}`" for key, value in data.items() if value not in (None, "auto", "utf-8")] \
+        if isinstance(data, dict) else []
     return f"""---
 library_name: peft
 base_model: {meta.get('base_model')}
@@ -306,6 +311,10 @@ on the base model `{meta.get('base_model')}` (fingerprint `{meta.get('base_finge
 ## Scores (primary metric: {metric})
 
 {chr(10).join(rows) or '(no scores recorded)'}
+
+## Data
+
+{chr(10).join(data_lines) or "the task's built-in sample"}
 
 ## Labels
 

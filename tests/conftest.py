@@ -10,6 +10,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_hub_of_the_user(tmp_path_factory):
+    """Tests never read or write the user's own hub (~/.cache/peft-hub)."""
+    os.environ["PEFT_HUB_HOME"] = str(tmp_path_factory.mktemp("hub-home"))
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLES = ROOT / "plugins" / "samples"

@@ -55,6 +55,23 @@ def test_mixed_batches_predict_what_each_run_predicts_alone(tiny_runs, mixed):
         assert _labels(whole) == _labels(alone["cls"])
 
 
+def test_question_answering_and_pairs_share_passes_with_the_rest(tiny_runs, tiny_model, tmp_path):
+    runs = {task: train_tiny(tiny_model, tmp_path / task, task, **{"training.epochs": 1}).directory for task in ("qa", "pair")}
+    inputs = {"qa": {"question": "Who founded it?", "context": "It was founded by Ada Lovelace in 1840."},
+              "pair": {"text": "A cat sat.", "text_pair": "An animal sat."}, "ner": TEXTS[0]}
+    alone = {task: adapt.load_run(path).predict([inputs[task]]) for task, path in runs.items()}
+    with _client({**runs, "ner": tiny_runs["ner"]}) as client:
+        with ThreadPoolExecutor(3) as pool:
+            answers = dict(zip(inputs, pool.map(lambda t: client.post("/v1/predict", json={"adapter": t, "inputs": [inputs[t]]}), inputs)))
+        assert all(a.status_code == 200 for a in answers.values())
+        for task in runs:  # the same answer; scores to float noise (rows padded to the longest of the pass)
+            got, want = answers[task].json()["predictions"][0], alone[task][0]
+            assert {k: v for k, v in got.items() if "score" not in k} == {k: v for k, v in want.items() if "score" not in k}
+            assert got["score"] == pytest.approx(want["score"], abs=1e-3)
+        answer = client.post("/v1/predict", json={"adapter": "qa", "inputs": ["one text"]})
+        assert answer.status_code == 422 and "takes 2 texts per input (question, context)" in answer.json()["error"]
+
+
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(tiny_runs):
     sources = {"ner": tiny_runs["ner"]}
     limits = Limits(max_inputs=4, max_chars=100, max_body_bytes=5000, max_wait_ms=1)

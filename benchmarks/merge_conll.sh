@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Combining adapters (issue 16): two LoRA NER adapters trained on disjoint halves of CoNLL-2003's
+# training documents, each alone, combined by every combination of `peft-hub merge --adapters`
+# (equal weights), and one adapter trained on all of it; test entity F1. Also shows that a
+# CoNLL-2003 and an NCBI-disease adapter (different label sets) are refused.
+#   bash benchmarks/merge_conll.sh          # ~40 min on 2 CPU cores; finished runs are kept
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1
+D=../shared/data
+OUT=${OUT:-runs/merge-conll}
+DERIVED=${DERIVED:-/tmp/peft-hub-merge-data}   # the halves: derived data stays out of the repository
+EPOCHS=${EPOCHS:-1}
+mkdir -p "$OUT"
+.venv/bin/python - "$D/conll2003" "$DERIVED" <<'PY'
+import os, sys
+from pathlib import Path
+source, out = Path(sys.argv[1]), Path(sys.argv[2])
+docs, current = [], []
+for line in (source / "train.txt").read_text(encoding="utf-8").splitlines(keepends=True):
+    if line.startswith("-DOCSTART-") and current:
+        docs.append(current)
+        current = []
+    current.append(line)
+docs.append(current)
+half = len(docs) // 2
+(out / "eval").mkdir(parents=True, exist_ok=True)  # dev and test only: evaluate scores every split it finds
+for split in ("valid.txt", "test.txt"):
+    if not (out / "eval" / split).exists():
+        os.symlink((source / split).resolve(), out / "eval" / split)
+for name, part in (("a", docs[:half]), ("b", docs[half:])):
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.txt").write_text("".join(l for d in part for l in d), encoding="utf-8")
+    for split in ("valid.txt", "test.txt"):
+        if not (folder / split).exists():
+            os.symlink((source / split).resolve(), folder / split)
+    print(f"half {name}: {len(part)} documents, {sum(l.strip() == '' for d in part for l in d)} blank lines", file=sys.stderr)
+PY
+adapt() {  # run-dir data [args...]
+  local dir=$1 data=$2; shift 2
+  [ -f "$dir/run.json" ] || .venv/bin/peft-hub adapt --method lora --task ner --data "$data" --epochs "$EPOCHS" \
+      --output "$dir" --overwrite --quiet "$@" > /dev/null
+}
+adapt "$OUT/half-a" "$DERIVED/a"
+adapt "$OUT/half-b" "$DERIVED/b"
+adapt "$OUT/all" "$D/conll2003"
+adapt "$OUT/ncbi" "$D/NCBI-disease-IOB" --max-train-samples 1000
+for combination in linear ties dare_linear dare_ties svd cat; do
+  [ -f "$OUT/merged-$combination/run.json" ] || .venv/bin/peft-hub merge --adapters "$OUT/half-a,$OUT/half-b" \
+      --combination "$combination" --output "$OUT/merged-$combination" --overwrite > /dev/null
+done
+echo "refused:"
+.venv/bin/peft-hub merge --adapters "$OUT/half-a,$OUT/ncbi" --output "$OUT/refused" 2>&1 | sed 's/^/  /' || true
+echo
+echo "| adapter | test entity F1 | dev entity F1 |"
+echo "|---|---:|---:|"
+mkdir -p "$OUT/scores"
+for run in half-a half-b all merged-linear merged-ties merged-dare_linear merged-dare_ties merged-svd merged-cat; do
+  [ -s "$OUT/scores/$run.json" ] || .venv/bin/peft-hub evaluate "$OUT/$run" --data "$DERIVED/eval" --json --quiet > "$OUT/scores/$run.json"
+  .venv/bin/python -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"| {sys.argv[2]} | {r['test']['f1']:.4f} | {r['validation']['f1']:.4f} |\")" "$OUT/scores/$run.json" "$run"
+done
