@@ -4,7 +4,6 @@ alone; eviction; a real uvicorn process stopped by SIGTERM; the page in a real h
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -185,7 +184,7 @@ def test_a_real_server_answers_and_stops_cleanly_on_sigterm(server):
     url, process = server
     answer = httpx.post(url + "/v1/predict", json={"adapter": "ner-tiny", "inputs": TEXTS[:3]}, timeout=60)
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
-    assert "/v1/predict" in httpx.get(url + "/openapi.json").json()["paths"]
+    assert "/v1/predict" in httpx.get(url + "/openapi.json", timeout=60).json()["paths"]
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert "Shutting down" in process.stdout.read()
@@ -203,7 +202,9 @@ def test_the_page_shows_a_prediction_in_a_real_browser(server, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, _ = server
-    expected = json.loads(json.dumps(__import__("httpx").post(url + "/v1/predict", json={"adapter": "ner-tiny", "inputs": [TEXTS[0]]}).json()))
+    import httpx
+
+    expected = httpx.post(url + "/v1/predict", json={"adapter": "ner-tiny", "inputs": [TEXTS[0]]}, timeout=120).json()
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -224,6 +225,6 @@ def test_the_page_shows_a_prediction_in_a_real_browser(server, tmp_path):
         entities = expected["predictions"][0]["entities"]
         assert marks == [f"{TEXTS[0][e['start']:e['end']]}{e['type']}" for e in entities]
         assert TEXTS[0].split()[0] in result.text
-        driver.save_screenshot(str(tmp_path / "page.png"))
+        driver.save_screenshot(os.environ.get("PEFT_HUB_SCREENSHOT", str(tmp_path / "page.png")))
     finally:
         driver.quit()
