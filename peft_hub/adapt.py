@@ -203,8 +203,14 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
          f"learning rate {resolved.learning_rate:g}, head ({', '.join(heads)}) {head_lr:.3g} ({why})")
 
     dev = features.get("validation")
+    distillation = None
+    if recipe.teacher.run:
+        from . import distill
+
+        features["train"] = distill.attach(recipe.teacher, task, resolved.task_options, tokenizer, labels, features["train"], echo, quiet)
+        distillation = distill.Distillation(recipe.teacher.temperature, recipe.teacher.alpha)
     trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet,
-                           learning_rates=dict.fromkeys(head, head_lr), early_stopping=dev is not None)
+                           learning_rates=dict.fromkeys(head, head_lr), early_stopping=dev is not None, distillation=distillation)
     result = train_resumably(trainer, recipe.output.resume, out)
     model = trainer.model
 
@@ -228,6 +234,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
         summary_metrics=list(task.summary_metrics or (resolved.primary_metric,)),
         history=[e for e in trainer.state.log_history if not any(k.startswith("test_") for k in e)],
     )
+    if distillation is not None:
+        metrics["teacher"] = {"run": recipe.teacher.run, "temperature": recipe.teacher.temperature, "alpha": recipe.teacher.alpha,
+                              "unlabeled_examples": len(features["train"]) - len(splits["train"])}
     metrics["warnings"] = guard.warnings(metrics, resolved.primary_metric)
     if main:
         resolved.method.save(model, out / "adapter")

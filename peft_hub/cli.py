@@ -219,6 +219,7 @@ Examples:
       --max-train-samples 2000 --epochs 1 --output runs/x
   peft-hub adapt --task classify --method lora --data ../shared/data/sst2 method.options.r=8
   peft-hub adapt --recipe ner/minilm_lora --epochs 1 training.batch_size=32
+  peft-hub adapt --method lora --task ner --data DIR --teacher runs/full-ner teacher.alpha=0.7
 """)
 @click.option("--method", "-m", help="Adapter method (see `peft-hub methods list`).")
 @click.option("--task", "-t", help="Task head (see `peft-hub tasks list`).")
@@ -228,11 +229,12 @@ Examples:
 @click.option("--max-train-samples", type=int, help="Use only the first N training examples.")
 @click.option("--max-eval-samples", type=int, help="Use only the first N dev/test examples.")
 @click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")
+@click.option("--teacher", help="Also learn a finished run's soft predictions (run directory or hub name; teacher.* sets the rest).")
 @run_options
 @quiet_option
 @json_option
 @overrides_argument
-def adapt(method, task, model, data, output, max_train_samples, max_eval_samples, recipe, num_processes,
+def adapt(method, task, model, data, output, max_train_samples, max_eval_samples, recipe, teacher, num_processes,
           quiet, json_, overrides, **run):
     """Adapt a base model to a task with a parameter-efficient method.
 
@@ -242,7 +244,8 @@ def adapt(method, task, model, data, output, max_train_samples, max_eval_samples
     """
     flags = {
         "method.name": method, "task.name": task, "model.name": model, "data.path": data, "output.dir": output,
-        "data.max_train_samples": max_train_samples, "data.max_eval_samples": max_eval_samples, **run_flags(run),
+        "data.max_train_samples": max_train_samples, "data.max_eval_samples": max_eval_samples, "teacher.run": teacher,
+        **run_flags(run),
     }
     if recipe is None and not (method and task):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")

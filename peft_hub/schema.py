@@ -123,6 +123,28 @@ class OutputConfig(Options):
 
 
 @dataclass
+class TeacherConfig(Options):
+    run: str | None = option(None, "A finished run (directory or hub name) of the same task and label set whose soft predictions the student also learns (knowledge distillation).")
+    temperature: float = option(2.0, "Softmax temperature of teacher and student in the distillation loss.")
+    alpha: float = option(0.5, "Weight of the distillation loss; 1 - alpha weighs the labels' cross-entropy.")
+    unlabeled: str | None = option(None, "Unlabelled text (a .txt file, one text per line, or JSONL) the student also learns the teacher's predictions on.")
+    text_field: str = option("text", "JSONL key holding the unlabelled text.")
+    max_unlabeled: int | None = option(None, "Use only the first N unlabelled texts.")
+
+    def check(self) -> list[str]:
+        errors = []
+        if not self.temperature > 0:
+            errors.append(f"temperature: must be more than 0, got {self.temperature}")
+        if not 0 <= self.alpha <= 1:
+            errors.append(f"alpha: must be in [0, 1], got {self.alpha}")
+        if self.max_unlabeled is not None and self.max_unlabeled < 1:
+            errors.append(f"max_unlabeled: must be at least 1, got {self.max_unlabeled}")
+        if self.unlabeled and not self.run:
+            errors.append("unlabeled: needs teacher.run (the unlabelled text is learnt from the teacher's predictions)")
+        return errors
+
+
+@dataclass
 class Recipe(Options):
     """A complete, validated description of an ``adapt`` run."""
 
@@ -132,6 +154,7 @@ class Recipe(Options):
     data: DataConfig = option(DataConfig, "Where the data comes from.")
     training: TrainingConfig = option(TrainingConfig, "Optimisation settings.")
     output: OutputConfig = option(OutputConfig, "Where results go.")
+    teacher: TeacherConfig = option(TeacherConfig, "Knowledge distillation from a finished run (off unless teacher.run is set).")
     description: str = option("", "One line saying what this recipe is for.")
 
 

@@ -100,6 +100,12 @@ class Task(Head):
         """The label names, from the training split ([] for a regression)."""
         raise NotImplementedError
 
+    def unlabeled_example(self, text: str, labels: list[str]) -> Any:
+        """An example of one unlabelled text, as :meth:`read_data` makes them, with placeholder
+        labels (any of ``labels``; they are ignored): how distillation and self-training read
+        unlabelled text. Default: not supported (raise NotImplementedError)."""
+        raise NotImplementedError
+
     def prepare_tokenizer(self, tokenizer: Any, options: Any) -> None:
         """Change the freshly loaded tokenizer before anything is encoded (e.g. add marker tokens).
         The tokenizer is saved with the run, so reloading needs nothing more. Default: nothing."""

@@ -249,6 +249,9 @@ def _trainer_class() -> type:
         def _get_train_sampler(self, *args, **kwargs):
             return self.length_sampler or super()._get_train_sampler(*args, **kwargs)
 
+        #: set by task_trainer: the loss of batches that carry a teacher's logits (peft_hub.distill)
+        distillation: Any = None
+
         #: labelled items per batch, averaged over the training set (set by build_trainer; None: the
         #: mean loss of each batch, transformers' way)
         labeled_per_batch: float | None = None
@@ -268,12 +271,14 @@ def _trainer_class() -> type:
             with ``grad_accum``."""
             if self.batch_transform is not None:
                 inputs = self.batch_transform(inputs)
+            steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+            if self.distillation is not None and "teacher_logits" in inputs:  # a training batch with soft targets
+                return self.distillation.loss(model, inputs) / steps
             labels = inputs.get("labels")
             result = super().compute_loss(model, inputs, return_outputs=return_outputs)
             if not model.training:
                 return result
             loss = result[0] if return_outputs else result
-            steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
             if self.labeled_per_batch and labels is not None:
                 loss = loss * ((labels != -100).sum() / (self.labeled_per_batch * steps))
             else:
@@ -492,11 +497,12 @@ def build_trainer(
 
 def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev: Any, labels: list[str],
                  output_dir: Path, quiet: bool = False, learning_rates: dict[str, float] | None = None,
-                 early_stopping: bool = False) -> Any:
+                 early_stopping: bool = False, distillation: Any = None) -> Any:
     """The Trainer of an ``adapt`` run: the task's collator, predictions and metric (with the
     collapse guard's constant-prediction score beside it), best epoch by the task's primary metric;
     ``learning_rates`` as in :func:`build_trainer` (the fresh head's own rate); ``early_stopping``
-    stops after ``training.early_stopping_patience`` evaluations without a better primary metric."""
+    stops after ``training.early_stopping_patience`` evaluations without a better primary metric;
+    ``distillation`` (:class:`peft_hub.distill.Distillation`) adds a teacher's soft targets."""
     from transformers import EarlyStoppingCallback
 
     from .tasks import Evaluation
@@ -514,10 +520,16 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
             scores[MAJORITY + metric] = task.compute_metrics(dataclasses.replace(evaluation, predictions=constant))[metric]
         return scores
 
+    collator = task.collator(tokenizer)
+    if distillation is not None:
+        from .distill import DistillCollator
+
+        collator = DistillCollator(collator)
     trainer = build_trainer(
         resolved.recipe.training, resolved.learning_rate, model, tokenizer, train, dev, output_dir,
-        collator=task.collator(tokenizer), compute_metrics=compute_metrics, predictions=task.predictions,
+        collator=collator, compute_metrics=compute_metrics, predictions=task.predictions,
         metric=metric, greater_is_better=task.greater_is_better, quiet=quiet, learning_rates=learning_rates,
         callbacks=(EarlyStoppingCallback(patience),) if early_stopping and (patience := resolved.recipe.training.early_stopping_patience) else (),
     )
+    trainer.distillation = distillation
     return trainer

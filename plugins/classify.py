@@ -176,6 +176,9 @@ class Classify(peft_hub.Task):
     def labels(self, splits):
         return label_set(splits)
 
+    def unlabeled_example(self, text, labels):
+        return Example(text, labels[0], 0)
+
     def encode(self, examples, tokenizer, labels, options):
         label2id = {label: i for i, label in enumerate(labels)}
         max_length = min(options.max_length, tokenizer.model_max_length)  # no more than the model has positions

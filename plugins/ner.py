@@ -197,6 +197,10 @@ class Ner(peft_hub.Task):
             types += unseen
         return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 
+    def unlabeled_example(self, text, labels):
+        words = WORD_RE.findall(text)  # split as `predict` splits raw text
+        return TaggedSentence(words, ["O"] * len(words), 0)
+
     # -- features ---------------------------------------------------------------------------------
 
     @staticmethod
