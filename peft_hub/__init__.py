@@ -22,6 +22,7 @@ from .data import (
     read_lines,
     split_files,
 )
+from .augment import Augmenter, AugmenterOptions, share
 from .embeddings import alignment_uniformity, bi_encoder_class, encode, encoder_class, pool, sts_scores
 from .errors import DataError, ModelError, PeftHubError, RecipeError, RunDirError, UnknownNameError
 from .heads import Head
@@ -47,6 +48,9 @@ __all__ = [
     "StateDictMethod",
     "Task",
     "Objective",
+    "Augmenter",
+    "AugmenterOptions",
+    "share",
     "Head",
     "Evaluation",
     "Splits",

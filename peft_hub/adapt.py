@@ -151,9 +151,10 @@ def as_input(task: Any, value: str | dict[str, str]) -> dict[str, str]:
     return {f: value[f] for f in fields}
 
 
-def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> LoadedRun:
+def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_train: list | None = None) -> LoadedRun:
     """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
-    what metrics.json holds)."""
+    what metrics.json holds). ``extra_train``: examples trained on beside the data's (self-training's
+    pseudo-labels)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
     from .train import FeatureDataset, default_head_rate, head_input_rms, task_trainer, train_resumably
 
@@ -163,6 +164,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
     splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
     splits = hold_out_dev(splits, recipe.data.validation_split, recipe.training.seed, echo)
     splits = limit_samples(task, splits, recipe.data, echo)
+    if extra_train:
+        splits["train"] = [*splits["train"], *extra_train]
     labels = task.labels(splits)
     check_training_labels(task, splits["train"], labels)
     base_tokens = len(tokenizer)
@@ -203,6 +206,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> Loade
          f"learning rate {resolved.learning_rate:g}, head ({', '.join(heads)}) {head_lr:.3g} ({why})")
 
     dev = features.get("validation")
+    from .augment import wrap
+
+    features["train"] = wrap(features["train"], resolved, tokenizer, labels, echo)
     distillation = None
     if recipe.teacher.run:
         from . import distill

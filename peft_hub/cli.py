@@ -211,6 +211,35 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="Only print the 
 overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
 
 
+ADAPT_OPTIONS = [  # (flag, recipe key, click keywords): the options of adapt and self-train
+    (("--method", "-m"), "method.name", dict(help="Adapter method (see `peft-hub methods list`).")),
+    (("--task", "-t"), "task.name", dict(help="Task head (see `peft-hub tasks list`).")),
+    (("--model",), "model.name", dict(help="Base model: alias, local directory or hub id  [default: minilm]")),
+    (("--data", "-d"), "data.path", dict(help="Data directory, file, saved dataset or hub id  [default: the task's built-in sample]")),
+    (("--output", "-o"), "output.dir", dict(help="Run directory  [default: runs/<task>-<method>-<time>]")),
+    (("--max-train-samples",), "data.max_train_samples", dict(type=int, help="Use only the first N training examples.")),
+    (("--max-eval-samples",), "data.max_eval_samples", dict(type=int, help="Use only the first N dev/test examples.")),
+    (("--teacher",), "teacher.run", dict(help="Also learn a finished run's soft predictions (run directory or hub name; teacher.* sets the rest).")),
+    (("--augment",), "augment", dict(multiple=True, help="Augment the training examples on the fly with this augmenter (repeatable; see `peft-hub augmenters list`).")),
+]
+
+
+def adapt_options(command):
+    """Add ADAPT_OPTIONS, --recipe, the shared RUN_OPTIONS, --quiet, --json and the overrides."""
+    command = overrides_argument(json_option(quiet_option(run_options(command))))
+    command = click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")(command)
+    for flags, _, kwargs in reversed(ADAPT_OPTIONS):
+        command = click.option(*flags, **kwargs)(command)
+    return command
+
+
+def adapt_flags(values: dict) -> dict:
+    """Recipe keys set by ADAPT_OPTIONS and RUN_OPTIONS, from the command's keyword arguments."""
+    flags = {key: values.pop(flags[0].lstrip("-").replace("-", "_")) for flags, key, _ in ADAPT_OPTIONS}
+    flags["augment"] = [{"name": name} for name in flags["augment"]] or None
+    return {**flags, **run_flags(values)}
+
+
 @cli.command(epilog="""
 \b
 Examples:
@@ -220,37 +249,60 @@ Examples:
   peft-hub adapt --task classify --method lora --data ../shared/data/sst2 method.options.r=8
   peft-hub adapt --recipe ner/minilm_lora --epochs 1 training.batch_size=32
   peft-hub adapt --method lora --task ner --data DIR --teacher runs/full-ner teacher.alpha=0.7
+  peft-hub adapt --method lora --task classify --data DIR --augment eda --augment span_cutoff
 """)
-@click.option("--method", "-m", help="Adapter method (see `peft-hub methods list`).")
-@click.option("--task", "-t", help="Task head (see `peft-hub tasks list`).")
-@click.option("--model", help="Base model: alias, local directory or hub id  [default: minilm]")
-@click.option("--data", "-d", help="Data directory, file, saved dataset or hub id  [default: the task's built-in sample]")
-@click.option("--output", "-o", help="Run directory  [default: runs/<task>-<method>-<time>]")
-@click.option("--max-train-samples", type=int, help="Use only the first N training examples.")
-@click.option("--max-eval-samples", type=int, help="Use only the first N dev/test examples.")
-@click.option("--recipe", "-r", help="Start from this recipe (file or name); flags and KEY=VALUE refine it.")
-@click.option("--teacher", help="Also learn a finished run's soft predictions (run directory or hub name; teacher.* sets the rest).")
-@run_options
-@quiet_option
-@json_option
-@overrides_argument
-def adapt(method, task, model, data, output, max_train_samples, max_eval_samples, recipe, teacher, num_processes,
-          quiet, json_, overrides, **run):
+@adapt_options
+def adapt(recipe, num_processes, quiet, json_, overrides, **values):
     """Adapt a base model to a task with a parameter-efficient method.
 
     Sugar for a recipe: every flag sets one recipe key, and KEY=VALUE sets any other
     (e.g. method.options.r=8 training.weight_decay=0). With no --data, trains on a small
     built-in sample so you can see the whole flow in a minute.
     """
-    flags = {
-        "method.name": method, "task.name": task, "model.name": model, "data.path": data, "output.dir": output,
-        "data.max_train_samples": max_train_samples, "data.max_eval_samples": max_eval_samples, "teacher.run": teacher,
-        **run_flags(run),
-    }
-    if recipe is None and not (method and task):
+    flags = adapt_flags(values)
+    if recipe is None and not (flags["method.name"] and flags["task.name"]):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
     _relaunch(num_processes)
     _run_recipe(recipe, flags, overrides, quiet, json_, kind="adapt")
+
+
+@cli.command(name="self-train", epilog="""
+\b
+Examples:
+  peft-hub self-train --method lora --task ner --data ../shared/data/conll2003 --max-train-samples 200 \\
+      --unlabeled ../shared/data/conll2003/train.txt --skip-unlabeled 200 --rounds 3 --output runs/st
+  peft-hub self-train --method lora --task classify --data DIR --unlabeled pool.txt --augment eda
+  peft-hub report runs/st/round-*
+""")
+@click.option("--unlabeled", required=True, help="The pool: a text file (one text per line), JSONL, or labelled data whose labels are ignored.")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Student rounds after the teacher (round 0).")
+@click.option("--threshold", type=float, default=0.9, show_default=True, help="Keep pseudo-labels at least this confident (NER: the least confident word).")
+@click.option("--balance/--no-balance", default=True, show_default=True, help="Classification: keep as many pseudo-labels of each class.")
+@click.option("--max-unlabeled", type=int, help="Use at most N pool examples.")
+@click.option("--skip-unlabeled", type=int, default=0, help="Skip the first N pool examples (the labelled ones, when the pool is the training file).")
+@click.option("--text-field", default="text", show_default=True, help="JSONL key holding the text.")
+@adapt_options
+def self_train(unlabeled, rounds, threshold, balance, max_unlabeled, skip_unlabeled, text_field, recipe, num_processes,
+               quiet, json_, overrides, **values):
+    """Self-training: a teacher on the labelled data pseudo-labels the pool; its confident
+    pseudo-labels train a student, the next round's teacher. Every round is a run directory
+    (OUTPUT/round-N); an interrupted self-training continues at its round."""
+    from . import recipes, selftrain
+
+    flags = adapt_flags(values)
+    if recipe is None and not (flags["method.name"] and flags["task.name"]):
+        raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
+    if num_processes:
+        raise click.UsageError("self-train runs in one process; drop --num-processes.")
+    _setup_logging(quiet)
+    data, source = recipes.compose(recipe, flags, list(overrides))
+    resolved = recipes.validate(data, source)
+    config = selftrain.SelfTraining(unlabeled, rounds, threshold, balance, max_unlabeled, skip_unlabeled, text_field)
+    rounds_done = selftrain.run(resolved, config, quiet=quiet, echo=_echo(quiet))
+    from . import report as reports
+
+    rows = [reports.load(directory) for directory, _ in rounds_done]
+    click.echo(reports.as_json(rows) if json_ else reports.markdown(rows))
 
 
 @cli.command(epilog="""
@@ -615,6 +667,7 @@ def _listing_group(name: str, summary: str, table) -> None:
 _listing_group("methods", "Adapter methods.", registry.methods)
 _listing_group("tasks", "Task heads.", registry.tasks)
 _listing_group("objectives", "Self-supervised pretraining objectives.", registry.objectives)
+_listing_group("augmenters", "Data augmenters (applied on the fly to training examples).", registry.augmenters)
 
 
 @cli.group(epilog="""

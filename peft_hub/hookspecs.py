@@ -22,6 +22,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from .augment import Augmenter
     from .methods import Method
     from .objectives import Objective
     from .tasks import Task
@@ -56,6 +57,15 @@ def register_objectives(register: Callable[[Objective], None]) -> None:
     """Register self-supervised pretraining objectives (masked LM, whole-word masking, ...).
 
     :param register: call ``register(objective)`` once per :class:`peft_hub.Objective` instance.
+    """
+
+
+@hookspec
+def register_augmenters(register: Callable[[Augmenter], None]) -> None:
+    """Register data augmenters (token deletion, mention replacement, ...), applied on the fly to
+    the training examples of the tasks they name.
+
+    :param register: call ``register(augmenter)`` once per :class:`peft_hub.Augmenter` instance.
     """
 
 

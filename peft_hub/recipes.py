@@ -11,6 +11,7 @@ relative to the current directory.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -251,6 +252,8 @@ class Resolved:
     task_options: Any = None
     objective: Any = None
     objective_options: Any = None
+    #: (augmenter, its options) for each entry of the recipe's ``augment`` list, in order
+    augmenters: list = dataclasses.field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -271,6 +274,8 @@ class Resolved:
         for kind in ("task", "objective", "method"):
             if getattr(self, kind) is not None:  # a pretrain recipe may leave the method to the objective
                 out[kind] = {"name": getattr(self, kind).name, "options": opts.to_dict(getattr(self, f"{kind}_options"))}
+        if "augment" in out:
+            out["augment"] = [{"name": a.name, "options": opts.to_dict(o)} for a, o in self.augmenters]
         out["training"]["learning_rate"] = self.learning_rate
         out["output"].pop("resume")  # how this run was started, not what it is
         return out
@@ -350,6 +355,10 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
                           f"pip install {TRACKERS[tracker]} (or drop it from training.report_to)")
     if recipe is not None and pretrain and recipe.data.streaming and not recipe.training.max_steps:
         errors.append("training.max_steps: required with data.streaming (a stream has no length to count epochs by)")
+    augmenters = _augmenters(data.get("augment"), found.get("task", (None,))[0], errors) if not pretrain else []
+    if augmenters and recipe is not None and recipe.teacher.run:
+        errors.append("augment: cannot be combined with teacher.run yet (the teacher's predictions are computed once, "
+                      "for the examples as they are); use one or the other")
     if errors:
         raise RecipeError(errors, source)
     method, method_options = found["method"]
@@ -357,7 +366,28 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
         objective, objective_options = found["objective"]
         return Resolved(recipe, method, method_options, objective=objective, objective_options=objective_options)
     task, task_options = found["task"]
-    return Resolved(recipe, method, method_options, task=task, task_options=task_options)
+    return Resolved(recipe, method, method_options, task=task, task_options=task_options, augmenters=augmenters)
+
+
+def _augmenters(section: Any, task: Any, errors: list[str]) -> list:
+    """(augmenter, options) for each entry of a recipe's ``augment`` list (the schema checked its shape)."""
+    found = []
+    for i, entry in enumerate(section if isinstance(section, list) else []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        try:
+            augmenter = registry.get_augmenter(entry["name"])
+        except PeftHubError as exc:
+            errors.append(f"augment[{i}].name: {exc}")
+            continue
+        if task is not None and task.name not in augmenter.tasks:
+            errors.append(f"augment[{i}]: the augmenter {augmenter.name!r} changes examples of the "
+                          f"{', '.join(augmenter.tasks) or '(no)'} task(s), not of {task.name!r}. See `peft-hub augmenters list`.")
+            continue
+        options, option_errors = opts.parse(augmenter.Options, entry.get("options") or {}, f"augment[{i}].options")
+        errors.extend(option_errors)
+        found.append((augmenter, options))
+    return found
 
 
 STAGE_PREFIX = "stage:"

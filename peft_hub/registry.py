@@ -204,6 +204,12 @@ def objectives() -> dict[str, Registered]:
     return _collect("register_objectives", "objective", _component("objective", Objective))
 
 
+def augmenters() -> dict[str, Registered]:
+    from .augment import Augmenter
+
+    return _collect("register_augmenters", "augmenter", _component("augmenter", Augmenter))
+
+
 def models() -> dict[str, Registered]:
     def make(plugin: str, name: str, resolve: Callable[[], str | Path], description: str = "") -> Registered:
         return Registered(name, resolve, plugin, {"description": description})
@@ -229,7 +235,7 @@ def _get(kind: str, table: dict[str, Registered], name: str, hint: str) -> Regis
 def check() -> None:
     """Call every ``register_*`` hook once, so that name collisions and hooks that raise are known
     (:data:`CONFLICTS`, :data:`FAILED`) before any command runs."""
-    for table in (methods, tasks, objectives, models, recipes):
+    for table in (methods, tasks, objectives, augmenters, models, recipes):
         table()
 
 
@@ -250,6 +256,10 @@ def get_objective(name: str):
     return _get("objective", objectives(), name, "See `peft-hub objectives list`.").obj
 
 
+def get_augmenter(name: str):
+    return _get("augmenter", augmenters(), name, "See `peft-hub augmenters list`.").obj
+
+
 def get_recipe(name: str) -> Path:
     return _get("recipe", recipes(), name, "See `peft-hub recipes list`, or pass a file path.").obj
 
@@ -258,7 +268,8 @@ def plugins_report() -> dict:
     """What ``peft-hub plugins`` prints: every plugin, its hooks and what it registered."""
     load_plugins()
     registered: dict[str, dict[str, list[str]]] = {}
-    for kind, table in (("methods", methods), ("tasks", tasks), ("objectives", objectives), ("models", models), ("recipes", recipes)):
+    for kind, table in (("methods", methods), ("tasks", tasks), ("objectives", objectives), ("augmenters", augmenters),
+                        ("models", models), ("recipes", recipes)):
         for entry in table().values():
             registered.setdefault(entry.plugin, {}).setdefault(kind, []).append(entry.name)
     rows = []

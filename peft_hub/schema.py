@@ -155,6 +155,7 @@ class Recipe(Options):
     training: TrainingConfig = option(TrainingConfig, "Optimisation settings.")
     output: OutputConfig = option(OutputConfig, "Where results go.")
     teacher: TeacherConfig = option(TeacherConfig, "Knowledge distillation from a finished run (off unless teacher.run is set).")
+    augment: list[ComponentConfig] = option([], "Data augmenters applied on the fly to the training examples, in order, e.g. [{name: eda}] (see `peft-hub augmenters list`).")
     description: str = option("", "One line saying what this recipe is for.")
 
 

@@ -106,6 +106,13 @@ class Task(Head):
         unlabelled text. Default: not supported (raise NotImplementedError)."""
         raise NotImplementedError
 
+    def pseudo_label(self, model: Any, tokenizer: Any, examples: list, labels: list[str], options: Any) -> list[tuple[Any, float, str | None]]:
+        """Self-training: for each example (its labels ignored), ``(the example labelled with the
+        model's predictions, a confidence in [0, 1], the class to balance by or None)``. The
+        confidence decides which pseudo-labels are kept: for a tagger, its least confident word.
+        Default: not supported (raise NotImplementedError)."""
+        raise NotImplementedError
+
     def prepare_tokenizer(self, tokenizer: Any, options: Any) -> None:
         """Change the freshly loaded tokenizer before anything is encoded (e.g. add marker tokens).
         The tokenizer is saved with the run, so reloading needs nothing more. Default: nothing."""

@@ -179,6 +179,10 @@ class Classify(peft_hub.Task):
     def unlabeled_example(self, text, labels):
         return Example(text, labels[0], 0)
 
+    def pseudo_label(self, model, tokenizer, examples, labels, options):
+        predictions = self.predict(model, tokenizer, [{"text": e.text} for e in examples], labels, options)
+        return [(Example(e.text, p["label"], e.line), p["score"], p["label"]) for e, p in zip(examples, predictions)]
+
     def encode(self, examples, tokenizer, labels, options):
         label2id = {label: i for i, label in enumerate(labels)}
         max_length = min(options.max_length, tokenizer.model_max_length)  # no more than the model has positions

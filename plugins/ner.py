@@ -314,13 +314,8 @@ class Ner(peft_hub.Task):
     def sample_inputs(self):
         return [{"text": "Anna Schmidt flew from Paris to Tokyo ."}, {"text": "Toyota opened a plant in Lyon ."}]
 
-    def predict(self, model, tokenizer, inputs, labels, options):
-        texts = [i["text"] for i in inputs]
-        words, spans = [], []
-        for text in texts:
-            matches = list(WORD_RE.finditer(text))
-            words.append([m.group() for m in matches])
-            spans.append([m.span() for m in matches])
+    def _tag_words(self, model, tokenizer, words, labels, options):
+        """The tag of each word (its first sub-token's arg-max) and that tag's probability."""
         enc, origin, _ = self._encode_words(words, tokenizer, options.max_length)
         collate = self.collator(tokenizer)
         word_tags = [["O"] * len(w) for w in words]
@@ -338,6 +333,25 @@ class Ner(peft_hub.Task):
                     seen.add(w)
                     word_tags[text_index][offset + w] = labels[int(ids[row, pos])]
                     word_scores[text_index][offset + w] = float(best[row, pos])
+        return word_tags, word_scores
+
+    def pseudo_label(self, model, tokenizer, examples, labels, options):
+        tags, scores = self._tag_words(model, tokenizer, [e.tokens for e in examples], labels, options)
+        out = []
+        for example, sentence_tags, sentence_scores in zip(examples, tags, scores):
+            fixed = [t if not t.startswith("I-") or (i and sentence_tags[i - 1][2:] == t[2:] and sentence_tags[i - 1] != "O")
+                     else "B-" + t[2:] for i, t in enumerate(sentence_tags)]  # a stray I- starts an entity (IOB2)
+            out.append((TaggedSentence(list(example.tokens), fixed, example.line), min(sentence_scores, default=1.0), None))
+        return out
+
+    def predict(self, model, tokenizer, inputs, labels, options):
+        texts = [i["text"] for i in inputs]
+        words, spans = [], []
+        for text in texts:
+            matches = list(WORD_RE.finditer(text))
+            words.append([m.group() for m in matches])
+            spans.append([m.span() for m in matches])
+        word_tags, word_scores = self._tag_words(model, tokenizer, words, labels, options)
         results = []
         for text, tags, scores, offsets in zip(texts, word_tags, word_scores, spans):
             found = []

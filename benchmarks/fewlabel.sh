@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Learning from few labels plus unlabelled text (issue 15), 3 seeds each, test scores mean +- std:
+#   CoNLL-2003, 200 labelled sentences, the other training sentences as the unlabelled pool
+#   SST-2, 64 labelled sentences, the rest of its training file as the pool
+# for each: plain LoRA | + augmentation | self-training (3 rounds) | distillation from a full
+# fine-tuned teacher trained on the same few labels (its soft targets on labelled + pool text).
+#   bash benchmarks/fewlabel.sh [conll|sst2|all]      # finished runs are kept; rerun to resume
+# POOL caps the pool (pseudo-labelled / distilled examples per round); EVAL caps dev and test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1
+D=../shared/data
+OUT=${OUT:-runs/fewlabel}
+SEEDS=${SEEDS:-"42 43 44"}
+POOL=${POOL:-2000}
+EVAL=${EVAL:-1000}
+PART=${1:-all}
+DERIVED=${DERIVED:-/tmp/peft-hub-fewlabel}   # the pools as plain text: derived data stays out of the repository
+mkdir -p "$OUT" "$DERIVED"
+
+pool_text() {  # the training file without its first N examples, as plain text (what a user's pool is)
+  .venv/bin/python - "$@" <<'PY'
+import sys
+from peft_hub import registry
+from peft_hub.recipes import DataConfig
+task_name, train, skip, limit, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+registry.load_plugins()
+task = registry.get_task(task_name)
+examples = task.read_data(DataConfig(train=train, validation_split=0), task.Options())["train"][skip : skip + limit]
+with open(out, "w", encoding="utf-8") as f:
+    for e in examples:
+        f.write((" ".join(e.tokens) if hasattr(e, "tokens") else e.text) + "\n")
+PY
+}
+
+run_set() {  # name task n-labelled data-args... (-- separates the adapt data arguments)
+  local name=$1 task=$2 n=$3; shift 3
+  local train=$1; shift
+  local pool="$DERIVED/$name-pool.txt"
+  [ -s "$pool" ] || pool_text "$task" "$train" "$n" "$POOL" "$pool"
+  local common=(--method lora --task "$task" --max-train-samples "$n" --max-eval-samples "$EVAL" --quiet "$@")
+  for seed in $SEEDS; do
+    local o="$OUT/$name/$seed"
+    [ -f "$o/plain/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" --seed "$seed" --output "$o/plain" --overwrite > /dev/null
+    local aug=(--augment eda); [ "$task" = ner ] && aug=(--augment mention_replace --augment token_dropout)
+    [ -f "$o/augment/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" "${aug[@]}" --seed "$seed" --output "$o/augment" --overwrite > /dev/null
+    [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub self-train "${common[@]}" --seed "$seed" --unlabeled "$pool" \
+        --rounds 3 --output "$o/self-train" > /dev/null
+    [ -f "$o/teacher-full/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" --method full --seed "$seed" --output "$o/teacher-full" --overwrite > /dev/null
+    [ -f "$o/distill/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" --seed "$seed" --teacher "$o/teacher-full" \
+        teacher.unlabeled="$pool" --output "$o/distill" --overwrite > /dev/null
+  done
+}
+
+case $PART in
+  conll|all) run_set conll ner 200 "$D/conll2003/train.txt" --data "$D/conll2003" ;;&
+  sst2|all) run_set sst2 classify 64 "$D/sst2/stsa.binary.train" --data "$D/sst2" ;;
+esac
+.venv/bin/python - "$OUT" $SEEDS <<'PY'
+import json, statistics, sys
+from pathlib import Path
+out, seeds = Path(sys.argv[1]), sys.argv[2:]
+variants = [("plain", "plain LoRA"), ("augment", "+ augmentation"), ("self-train/round-3", "self-training, 3 rounds"),
+            ("teacher-full", "(teacher: full fine-tuning)"), ("distill", "distilled from the teacher")]
+for name in ("conll", "sst2"):
+    if not (out / name).is_dir():
+        continue
+    metric = "f1" if name == "conll" else "accuracy"
+    print(f"\n{name}: test {metric}, mean +- std over seeds {', '.join(seeds)}\n\n| variant | " + " | ".join(seeds) + " | mean +- std |")
+    print("|---|" + "---:|" * (len(seeds) + 1))
+    for path, label in variants:
+        scores = [json.loads((out / name / s / path / "metrics.json").read_text())["test"][metric]
+                  for s in seeds if (out / name / s / path / "metrics.json").exists()]
+        if scores:
+            spread = f" +- {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""
+            print(f"| {label} | " + " | ".join(f"{x:.4f}" for x in scores) + f" | **{statistics.mean(scores):.4f}**{spread} |")
+PY

@@ -1,0 +1,123 @@
+"""Self-training (``peft-hub self-train``): a teacher trained on the labelled data labels an
+unlabelled pool; the confident pseudo-labels join the labelled data to train a student, which is
+the next round's teacher (noisy student when the recipe also augments: dropout is always on).
+
+    OUT/round-0   the teacher, on the labelled data alone (a normal adapt run)
+    OUT/round-1   a student on labelled + round-0's confident pseudo-labels
+    ...           every round is a normal run directory (peft-hub report OUT/round-*)
+    OUT/pseudo-N.jsonl  the pseudo-labels round N trained on, with their confidence
+
+An interrupted self-training continues at the round it was in: finished rounds are kept, and the
+round that was training resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError, PeftHubError
+from .rundir import Echo
+
+
+@dataclasses.dataclass
+class SelfTraining:
+    unlabeled: str               # the pool: plain text, JSONL (text_field) or a labelled file whose labels are ignored
+    rounds: int = 3
+    threshold: float = 0.9       # keep pseudo-labels at least this confident
+    balance: bool = True         # classification: as many pseudo-labels of each class (the rarest kept class's count)
+    max_unlabeled: int | None = None
+    skip_unlabeled: int = 0      # drop the first N pool examples (the labelled ones, when the pool is the training file)
+    text_field: str = "text"
+
+    def check(self) -> None:
+        if self.rounds < 1:
+            raise PeftHubError(f"--rounds must be at least 1, got {self.rounds}.")
+        if not 0 <= self.threshold <= 1:
+            raise PeftHubError(f"--threshold must be in [0, 1], got {self.threshold}.")
+        if not Path(self.unlabeled).exists():
+            raise DataError(f"The unlabeled pool {self.unlabeled} does not exist. Give a text, JSONL or labelled data file.")
+
+
+def read_pool(config: SelfTraining, task: Any, labels: list[str], options: Any) -> list:
+    """The pool as the task's examples: a labelled file read by the task (labels ignored), else
+    one text per line (or per JSONL object)."""
+    from .embeddings import read_texts
+    from .recipes import DataConfig
+
+    try:
+        examples = task.read_data(DataConfig(train=config.unlabeled, validation_split=0), options)["train"]
+    except (PeftHubError, KeyError, ValueError):
+        try:
+            examples = [task.unlabeled_example(t, labels) for t in read_texts(config.unlabeled, config.text_field) if t.strip()]
+        except NotImplementedError:
+            raise PeftHubError(f"The {task.name!r} task cannot read unlabeled text: it cannot self-train.") from None
+    examples = examples[config.skip_unlabeled :][: config.max_unlabeled]
+    if not examples:
+        raise DataError(f"The unlabeled pool {config.unlabeled} holds no examples (after skipping {config.skip_unlabeled}).")
+    return examples
+
+
+def select(scored: list[tuple[Any, float, str | None]], threshold: float, balance: bool) -> list[tuple[Any, float]]:
+    """The confident pseudo-labels, the most confident first; with ``balance``, each class kept to
+    the count of the rarest class that has any."""
+    kept = sorted(((e, c, k) for e, c, k in scored if c >= threshold), key=lambda x: -x[1])
+    by_class = defaultdict(list)
+    for example, confidence, kind in kept:
+        by_class[kind].append((example, confidence))
+    if balance and len(by_class) > 1 and None not in by_class:
+        cap = min(len(v) for v in by_class.values())
+        return sorted((x for v in by_class.values() for x in v[:cap]), key=lambda x: -x[1])
+    return [(e, c) for e, c, _ in kept]
+
+
+def run(resolved: Any, config: SelfTraining, *, quiet: bool = False, echo: Echo = print) -> list[tuple[Path, dict]]:
+    """Every round, in order; returns (run directory, metrics) of each."""
+    from . import adapt, recipes
+    from .train import end_processes
+
+    from .tasks import Task
+
+    config.check()
+    task = resolved.task
+    if type(task).pseudo_label is Task.pseudo_label:  # said before any training
+        raise PeftHubError(f"The {task.name!r} task cannot label examples for self-training (it has no pseudo_label).")
+    out = Path(resolved.recipe.output.dir or f"runs/self-train-{task.name}")
+    results, pseudo = [], None
+    for round_ in range(config.rounds + 1):
+        directory = out / f"round-{round_}"
+        metrics_path = directory / "metrics.json"
+        if (directory / "run.json").exists():
+            echo(f"== round {round_}: finished earlier ({directory}) ==")
+            results.append((directory, json.loads(metrics_path.read_text(encoding="utf-8"))))
+        else:
+            if round_ > 0:
+                pseudo = _pseudo_labels(results[-1][0], config, task, resolved.task_options, out / f"pseudo-{round_}.jsonl", echo)
+            echo(f"== round {round_}: {'teacher on the labelled data' if round_ == 0 else f'student with {len(pseudo):,} pseudo-labels'} ==")
+            data = resolved.to_dict()
+            data["output"] = {"dir": str(directory), "overwrite": resolved.recipe.output.overwrite,
+                              "resume": (directory / "checkpoints").is_dir()}
+            stage = recipes.validate(data, f"self-training round {round_}")
+            trained = adapt.run(stage, quiet=quiet, echo=echo, extra_train=[e for e, _ in pseudo] if round_ else None)
+            results.append((trained.directory, trained.metrics))
+    end_processes()
+    return results
+
+
+def _pseudo_labels(teacher_dir: Path, config: SelfTraining, task: Any, options: Any, record: Path, echo: Echo) -> list:
+    from . import adapt
+
+    teacher = adapt.load_run(teacher_dir)
+    pool = read_pool(config, task, teacher.labels, options)
+    scored = task.pseudo_label(teacher.model, teacher.tokenizer, pool, teacher.labels, options)
+    kept = select(scored, config.threshold, config.balance)
+    echo(f"Pseudo-labels from {teacher_dir}: {len(kept):,} of {len(pool):,} pool examples at confidence >= {config.threshold:g}"
+         + (" (classes balanced)" if config.balance else ""))
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with record.open("w", encoding="utf-8") as stream:
+        for example, confidence in kept:
+            stream.write(json.dumps({"confidence": round(confidence, 4), **dataclasses.asdict(example)}, ensure_ascii=False) + "\n")
+    return kept
