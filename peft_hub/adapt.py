@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -298,9 +297,7 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
     models.quiet_libraries()
     data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
     resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
-    base = info["base_model"]
-    if not os.path.exists(base):  # the run moved machines: resolve the recipe's model name again
-        base = models.resolve(resolved.recipe.model.name)
+    base = hub.base_model_dir(directory, info)  # (resolved again on this machine when the run moved)
     hub.check_base(directory, base)
     tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
     quant = "none" if full_precision else resolved.recipe.model.quantization

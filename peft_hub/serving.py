@@ -314,7 +314,7 @@ class AdapterPool:
                 joined[key].append(torch.nn.functional.pad(batch[key], (0, width - length)))
         inputs = {key: torch.cat(parts).to(device) for key, parts in joined.items()}
         with torch.no_grad():
-            if switch:
+            if switch or len(batches) == 1:  # one adapter: peft's plain path, no per-row dispatch
                 self.peft.set_adapter(names[0])
                 out = self.peft(**inputs)
             else:
