@@ -100,7 +100,8 @@ def cli():
 # -- running ----------------------------------------------------------------------------------------
 
 
-def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool, kind: str | None = None) -> None:
+def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool, kind: str | None = None) -> list[Path]:
+    """Compose, validate and run a recipe, printing each stage's summary; returns the outputs."""
     from . import recipes, runs
     from .train import is_main_process
 
@@ -111,7 +112,9 @@ def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as
         raise click.UsageError(f"{source} has stages; run it with `peft-hub run`.")
     if kind and resolved.kind != kind:
         raise click.UsageError(f"{source} is a {resolved.kind} recipe; run it with `peft-hub {resolved.kind}` or `peft-hub run`.")
+    outputs = []
     for stage, out, metrics in runs.run(resolved, quiet=quiet, echo=_echo(quiet), announce=lambda m: click.echo(m, err=True)):
+        outputs.append(out)
         if not is_main_process():
             continue
         if as_json:
@@ -120,6 +123,7 @@ def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as
             click.echo(_pretrain_summary(out, metrics, stage.objective))
         else:
             click.echo(_summary(out, metrics, stage.task))
+    return outputs
 
 
 def _pretrain_summary(out: Path, metrics: dict, objective: Any) -> str:
@@ -275,34 +279,31 @@ Examples:
   peft-hub report runs/st/round-*
 """)
 @click.option("--unlabeled", required=True, help="The pool: a text file (one text per line), JSONL, or labelled data whose labels are ignored.")
-@click.option("--rounds", type=int, default=3, show_default=True, help="Student rounds after the teacher (round 0).")
-@click.option("--threshold", type=float, default=0.9, show_default=True, help="Keep pseudo-labels at least this confident (NER: the least confident word).")
-@click.option("--balance/--no-balance", default=True, show_default=True, help="Classification: keep as many pseudo-labels of each class.")
+@click.option("--rounds", type=int, help="Student rounds after the teacher (round 0)  [default: 3]")
+@click.option("--threshold", type=float, help="Keep pseudo-labels at least this confident (NER: the least confident word)  [default: 0.9]")
+@click.option("--balance/--no-balance", default=None, help="Classification: keep as many pseudo-labels of each class  [default: balance]")
 @click.option("--max-unlabeled", type=int, help="Use at most N pool examples.")
-@click.option("--skip-unlabeled", type=int, default=0, help="Skip the first N pool examples (the labelled ones, when the pool is the training file).")
-@click.option("--text-field", default="text", show_default=True, help="JSONL key holding the text.")
+@click.option("--skip-unlabeled", type=int, help="Skip the first N pool examples (the labelled ones, when the pool is the training file).")
 @adapt_options
-def self_train(unlabeled, rounds, threshold, balance, max_unlabeled, skip_unlabeled, text_field, recipe, num_processes,
+def self_train(unlabeled, rounds, threshold, balance, max_unlabeled, skip_unlabeled, recipe, num_processes,
                quiet, json_, overrides, **values):
     """Self-training: a teacher on the labelled data pseudo-labels the pool; its confident
     pseudo-labels train a student, the next round's teacher. Every round is a run directory
-    (OUTPUT/round-N); an interrupted self-training continues at its round."""
-    from . import recipes, selftrain
+    (OUTPUT/round-N); an interrupted self-training continues at its round. Sugar for a recipe's
+    self_train section (self_train.text_field=... and the rest as KEY=VALUE)."""
+    from . import report as reports
 
-    flags = adapt_flags(values)
+    flags = {**adapt_flags(values), "self_train.unlabeled": unlabeled, "self_train.rounds": rounds,
+             "self_train.threshold": threshold, "self_train.balance": balance, "self_train.max_unlabeled": max_unlabeled,
+             "self_train.skip_unlabeled": skip_unlabeled}
     if recipe is None and not (flags["method.name"] and flags["task.name"]):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
     if num_processes:
         raise click.UsageError("self-train runs in one process; drop --num-processes.")
-    _setup_logging(quiet)
-    data, source = recipes.compose(recipe, flags, list(overrides))
-    resolved = recipes.validate(data, source)
-    config = selftrain.SelfTraining(unlabeled, rounds, threshold, balance, max_unlabeled, skip_unlabeled, text_field)
-    rounds_done = selftrain.run(resolved, config, quiet=quiet, echo=_echo(quiet))
-    from . import report as reports
-
-    rows = [reports.load(directory) for directory, _ in rounds_done]
-    click.echo(reports.as_json(rows) if json_ else reports.markdown(rows))
+    last = _run_recipe(recipe, flags, overrides, quiet, json_, kind="adapt")[-1]  # OUTPUT/round-N
+    if not json_:
+        rounds = sorted(last.parent.glob("round-*"), key=lambda path: int(path.name.split("-")[1]))
+        click.echo("\nRounds:\n" + reports.markdown([reports.load(path) for path in rounds]))
 
 
 @cli.command(epilog="""

@@ -31,6 +31,7 @@ from .schema import (  # noqa: F401  (the schema, re-exported)
     TrainingConfig,
     OutputConfig,
     Recipe,
+    SelfTrainConfig,
     TeacherConfig,
     TextDataConfig,
     PretrainTrainingConfig,
@@ -103,12 +104,12 @@ def _resolve_relative(data: dict, base: Path) -> None:
                 section[key] = [str((base / v).resolve()) if isinstance(v, str) and not os.path.isabs(v) and (base / v).exists() else v for v in value]
             elif isinstance(value, str) and not os.path.isabs(value) and (base / value).exists():
                 section[key] = str((base / value).resolve())
-    teacher = data.get("teacher")
-    if isinstance(teacher, dict):  # a teacher run directory or unlabelled text beside the recipe
-        for key in ("run", "unlabeled"):
-            value = teacher.get(key)
+    for section, keys in (("teacher", ("run", "unlabeled")), ("self_train", ("unlabeled",))):  # files beside the recipe
+        found = data.get(section)
+        for key in keys if isinstance(found, dict) else ():
+            value = found.get(key)
             if isinstance(value, str) and not os.path.isabs(value) and (base / value).exists():
-                teacher[key] = str((base / value).resolve())
+                found[key] = str((base / value).resolve())
     for component in ("task", "objective", "method"):  # options naming files, e.g. objective.options.sts
         options = (data.get(component) or {}).get("options") if isinstance(data.get(component), dict) else None
         for key, value in (options.items() if isinstance(options, dict) else ()):
@@ -318,9 +319,10 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
             errors.extend(option_errors)
             found[kind] = (component, parsed)
     section = data.get("data") if isinstance(data.get("data"), dict) else {}
-    teacher = data.get("teacher") if isinstance(data.get("teacher"), dict) else {}
-    if isinstance(teacher.get("unlabeled"), str) and not os.path.exists(os.path.expanduser(teacher["unlabeled"])):
-        errors.append(f"teacher.unlabeled: {teacher['unlabeled']!r} does not exist")
+    for key in ("teacher", "self_train"):
+        pool = (data.get(key) if isinstance(data.get(key), dict) else {}).get("unlabeled")
+        if isinstance(pool, str) and not os.path.exists(os.path.expanduser(pool)):
+            errors.append(f"{key}.unlabeled: {pool!r} does not exist")
     for key in ("path", "train", "validation", "test"):
         values = section.get(key)
         for value in values if isinstance(values, list) else [values]:

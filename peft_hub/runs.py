@@ -74,6 +74,10 @@ def run_stage(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) ->
 
     if resolved.kind == "pretrain":
         out, metrics = pretrain.run(resolved, quiet=quiet, echo=echo)
+    elif resolved.recipe.self_train.unlabeled:  # rounds of adapt runs; the last round is the result
+        from . import selftrain
+
+        out, metrics = selftrain.run(resolved, quiet=quiet, echo=echo)[-1]
     else:
         trained = adapt.run(resolved, quiet=quiet, echo=echo)
         out, metrics = trained.directory, trained.metrics

@@ -145,6 +145,29 @@ class TeacherConfig(Options):
 
 
 @dataclass
+class SelfTrainConfig(Options):
+    unlabeled: str | None = option(None, "Self-training's pool: a text file (one text per line), JSONL, or labelled data whose labels are ignored. Set: the run self-trains (OUTPUT/round-N).")
+    rounds: int = option(3, "Student rounds after the teacher (round 0).")
+    threshold: float = option(0.9, "Keep pseudo-labels at least this confident (NER: the least confident word of the sentence).")
+    balance: bool = option(True, "Classification: keep as many pseudo-labels of each class (the rarest kept class's count).")
+    max_unlabeled: int | None = option(None, "Use at most N pool examples.")
+    skip_unlabeled: int = option(0, "Skip the first N pool examples (the labelled ones, when the pool is the training file).")
+    text_field: str = option("text", "JSONL key holding the text.")
+
+    def check(self) -> list[str]:
+        errors = []
+        if self.rounds < 1:
+            errors.append(f"rounds: must be at least 1, got {self.rounds}")
+        if not 0 <= self.threshold <= 1:
+            errors.append(f"threshold: must be in [0, 1], got {self.threshold}")
+        if self.max_unlabeled is not None and self.max_unlabeled < 1:
+            errors.append(f"max_unlabeled: must be at least 1, got {self.max_unlabeled}")
+        if self.skip_unlabeled < 0:
+            errors.append(f"skip_unlabeled: must be 0 or more, got {self.skip_unlabeled}")
+        return errors
+
+
+@dataclass
 class Recipe(Options):
     """A complete, validated description of an ``adapt`` run."""
 
@@ -156,6 +179,7 @@ class Recipe(Options):
     output: OutputConfig = option(OutputConfig, "Where results go.")
     teacher: TeacherConfig = option(TeacherConfig, "Knowledge distillation from a finished run (off unless teacher.run is set).")
     augment: list[ComponentConfig] = option([], "Data augmenters applied on the fly to the training examples, in order, e.g. [{name: eda}] (see `peft-hub augmenters list`).")
+    self_train: SelfTrainConfig = option(SelfTrainConfig, "Self-training rounds on an unlabelled pool (off unless self_train.unlabeled is set).")
     description: str = option("", "One line saying what this recipe is for.")
 
 

@@ -1,4 +1,4 @@
-"""Self-training (``peft-hub self-train``): a teacher trained on the labelled data labels an
+"""Self-training (``peft-hub self-train``, or a recipe's ``self_train`` section): a teacher trained on the labelled data labels an
 unlabelled pool; the confident pseudo-labels join the labelled data to train a student, which is
 the next round's teacher (noisy student when the recipe also augments: dropout is always on).
 
@@ -23,26 +23,7 @@ from .errors import DataError, PeftHubError
 from .rundir import Echo
 
 
-@dataclasses.dataclass
-class SelfTraining:
-    unlabeled: str               # the pool: plain text, JSONL (text_field) or a labelled file whose labels are ignored
-    rounds: int = 3
-    threshold: float = 0.9       # keep pseudo-labels at least this confident
-    balance: bool = True         # classification: as many pseudo-labels of each class (the rarest kept class's count)
-    max_unlabeled: int | None = None
-    skip_unlabeled: int = 0      # drop the first N pool examples (the labelled ones, when the pool is the training file)
-    text_field: str = "text"
-
-    def check(self) -> None:
-        if self.rounds < 1:
-            raise PeftHubError(f"--rounds must be at least 1, got {self.rounds}.")
-        if not 0 <= self.threshold <= 1:
-            raise PeftHubError(f"--threshold must be in [0, 1], got {self.threshold}.")
-        if not Path(self.unlabeled).exists():
-            raise DataError(f"The unlabeled pool {self.unlabeled} does not exist. Give a text, JSONL or labelled data file.")
-
-
-def read_pool(config: SelfTraining, task: Any, labels: list[str], options: Any) -> list:
+def read_pool(config: Any, task: Any, labels: list[str], options: Any) -> list:
     """The pool as the task's examples: a labelled file read by the task (labels ignored), else
     one text per line (or per JSONL object)."""
     from .embeddings import read_texts
@@ -74,14 +55,13 @@ def select(scored: list[tuple[Any, float, str | None]], threshold: float, balanc
     return [(e, c) for e, c, _ in kept]
 
 
-def run(resolved: Any, config: SelfTraining, *, quiet: bool = False, echo: Echo = print) -> list[tuple[Path, dict]]:
-    """Every round, in order; returns (run directory, metrics) of each."""
+def run(resolved: Any, *, quiet: bool = False, echo: Echo = print) -> list[tuple[Path, dict]]:
+    """Every round of a recipe whose ``self_train.unlabeled`` is set, in order; returns (run
+    directory, metrics) of each."""
     from . import adapt, recipes
-    from .train import end_processes
-
     from .tasks import Task
 
-    config.check()
+    config = resolved.recipe.self_train
     task = resolved.task
     if type(task).pseudo_label is Task.pseudo_label:  # said before any training
         raise PeftHubError(f"The {task.name!r} task cannot label examples for self-training (it has no pseudo_label).")
@@ -98,16 +78,16 @@ def run(resolved: Any, config: SelfTraining, *, quiet: bool = False, echo: Echo 
                 pseudo = _pseudo_labels(results[-1][0], config, task, resolved.task_options, out / f"pseudo-{round_}.jsonl", echo)
             echo(f"== round {round_}: {'teacher on the labelled data' if round_ == 0 else f'student with {len(pseudo):,} pseudo-labels'} ==")
             data = resolved.to_dict()
+            data["self_train"] = {}  # each round is a plain adapt run
             data["output"] = {"dir": str(directory), "overwrite": resolved.recipe.output.overwrite,
                               "resume": (directory / "checkpoints").is_dir()}
             stage = recipes.validate(data, f"self-training round {round_}")
             trained = adapt.run(stage, quiet=quiet, echo=echo, extra_train=[e for e, _ in pseudo] if round_ else None)
             results.append((trained.directory, trained.metrics))
-    end_processes()
     return results
 
 
-def _pseudo_labels(teacher_dir: Path, config: SelfTraining, task: Any, options: Any, record: Path, echo: Echo) -> list:
+def _pseudo_labels(teacher_dir: Path, config: Any, task: Any, options: Any, record: Path, echo: Echo) -> list:
     from . import adapt
 
     teacher = adapt.load_run(teacher_dir)

@@ -32,7 +32,7 @@ def test_rounds_are_run_directories_and_resume(cli_runner, tiny_model, tmp_path,
     result = cli_runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert all((out / f"round-{r}" / "run.json").exists() for r in range(3))
-    assert "round-0" in result.output and "round-2" in result.output  # the report of the rounds
+    assert "Rounds:" in result.output and "round-0" in result.output and "round-2" in result.output  # the report of the rounds
     pseudo = [json.loads(line) for line in (out / "pseudo-1.jsonl").read_text().splitlines()]
     assert pseudo and all(0 <= p["confidence"] <= 1 for p in pseudo)
     if task == "ner":
@@ -47,12 +47,31 @@ def test_rounds_are_run_directories_and_resume(cli_runner, tiny_model, tmp_path,
     assert (out / "round-1" / "run.json").stat().st_mtime == first and (out / "round-2" / "run.json").exists()
 
 
+def test_a_recipe_self_trains(tiny_model, tmp_path):
+    from peft_hub import recipes, runs
+
+    recipe = tmp_path / "st.yaml"
+    recipe.write_text(f"""
+task: {{name: classify}}
+method: {{name: lora}}
+model: {{name: {tiny_model}}}
+training: {{epochs: 1}}
+self_train: {{unlabeled: pool.txt, rounds: 1, threshold: 0.0}}
+output: {{dir: {tmp_path / 'out'}}}
+""")
+    (tmp_path / "pool.txt").write_text("a wonderful film\nboring and slow\n" * 4)
+    resolved = recipes.validate(*recipes.compose(str(recipe)))
+    assert resolved.recipe.self_train.unlabeled == str(tmp_path / "pool.txt")  # beside the recipe
+    [(_, out, metrics)] = list(runs.run(resolved, echo=lambda m: None, quiet=True))
+    assert out == tmp_path / "out" / "round-1" and (tmp_path / "out" / "round-0" / "run.json").exists()
+
+
 def test_bad_self_training_is_refused(cli_runner, tiny_model, tmp_path):
     base = ["self-train", "--method", "lora", "--model", str(tiny_model), "--output", str(tmp_path / "o"), "--quiet"]
     cases = [
-        (["--task", "ner", "--unlabeled", str(tmp_path / "missing.txt")], "does not exist"),
-        (["--task", "ner", "--unlabeled", str(SAMPLES / "ner" / "train.txt"), "--rounds", "0"], "--rounds must be at least 1"),
-        (["--task", "ner", "--unlabeled", str(SAMPLES / "ner" / "train.txt"), "--threshold", "2"], "--threshold must be in [0, 1]"),
+        (["--task", "ner", "--unlabeled", str(tmp_path / "missing.txt")], "self_train.unlabeled: " + repr(str(tmp_path / "missing.txt")) + " does not exist"),
+        (["--task", "ner", "--unlabeled", str(SAMPLES / "ner" / "train.txt"), "--rounds", "0"], "self_train.rounds: must be at least 1"),
+        (["--task", "ner", "--unlabeled", str(SAMPLES / "ner" / "train.txt"), "--threshold", "2"], "self_train.threshold: must be in [0, 1]"),
         (["--task", "qa", "--unlabeled", str(SAMPLES / "ner" / "train.txt")], "cannot label examples for self-training"),
     ]
     for extra, message in cases:
