@@ -2,8 +2,9 @@
 # Learning from few labels plus unlabelled text (issue 15), 3 seeds each, test scores mean +- std:
 #   CoNLL-2003, 200 labelled sentences, the other training sentences as the unlabelled pool
 #   SST-2, 64 labelled sentences, the rest of its training file as the pool
-# for each: plain LoRA | + augmentation | self-training (3 rounds) | distillation from a full
-# fine-tuned teacher trained on the same few labels (its soft targets on labelled + pool text).
+# for each, from the committed recipes fewlabel/conll200 and fewlabel/sst2_64 and their overrides:
+# plain LoRA | + augmentation | self-training (3 rounds) | distillation from a full fine-tuned
+# teacher trained on the same few labels (its soft targets on labelled + pool text).
 #   bash benchmarks/fewlabel.sh [conll|sst2|all]      # finished runs are kept; rerun to resume
 # POOL caps the pool (pseudo-labelled / distilled examples per round); EVAL caps dev and test.
 set -euo pipefail
@@ -33,28 +34,24 @@ with open(out, "w", encoding="utf-8") as f:
 PY
 }
 
-run_set() {  # name task n-labelled data-args... (-- separates the adapt data arguments)
-  local name=$1 task=$2 n=$3; shift 3
-  local train=$1; shift
+run_set() {  # name recipe task labelled-count training-file augmenters
+  local name=$1 recipe=$2 task=$3 n=$4 train=$5 augment=$6
   local pool="$DERIVED/$name-pool.txt"
   [ -s "$pool" ] || pool_text "$task" "$train" "$n" "$POOL" "$pool"
-  local common=(--method lora --task "$task" --max-train-samples "$n" --max-eval-samples "$EVAL" --quiet "$@")
   for seed in $SEEDS; do
-    local o="$OUT/$name/$seed"
-    [ -f "$o/plain/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" --seed "$seed" --output "$o/plain" --overwrite > /dev/null
-    local aug=(--augment eda); [ "$task" = ner ] && aug=(--augment mention_replace --augment token_dropout)
-    [ -f "$o/augment/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" "${aug[@]}" --seed "$seed" --output "$o/augment" --overwrite > /dev/null
-    [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub self-train "${common[@]}" --seed "$seed" --unlabeled "$pool" \
-        --rounds 3 --output "$o/self-train" > /dev/null
-    [ -f "$o/teacher-full/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" --method full --seed "$seed" --output "$o/teacher-full" --overwrite > /dev/null
-    [ -f "$o/distill/run.json" ] || .venv/bin/peft-hub adapt "${common[@]}" --seed "$seed" --teacher "$o/teacher-full" \
-        teacher.unlabeled="$pool" --output "$o/distill" --overwrite > /dev/null
+    local o="$OUT/$name/$seed" common=("$recipe" training.seed="$seed" data.max_eval_samples="$EVAL" --quiet)
+    [ -f "$o/plain/run.json" ] || .venv/bin/peft-hub run "${common[@]}" output.dir="$o/plain" output.overwrite=true > /dev/null
+    [ -f "$o/augment/run.json" ] || .venv/bin/peft-hub run "${common[@]}" "augment=$augment" output.dir="$o/augment" output.overwrite=true > /dev/null
+    [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub run "${common[@]}" self_train.unlabeled="$pool" output.dir="$o/self-train" > /dev/null
+    [ -f "$o/teacher-full/run.json" ] || .venv/bin/peft-hub run "${common[@]}" method.name=full output.dir="$o/teacher-full" output.overwrite=true > /dev/null
+    [ -f "$o/distill/run.json" ] || .venv/bin/peft-hub run "${common[@]}" teacher.run="$o/teacher-full" teacher.unlabeled="$pool" \
+        output.dir="$o/distill" output.overwrite=true > /dev/null
   done
 }
 
 case $PART in
-  conll|all) run_set conll ner 200 "$D/conll2003/train.txt" --data "$D/conll2003" ;;&
-  sst2|all) run_set sst2 classify 64 "$D/sst2/stsa.binary.train" --data "$D/sst2" ;;
+  conll|all) run_set conll fewlabel/conll200 ner 200 "$D/conll2003/train.txt" "[{name: mention_replace}, {name: token_dropout}]" ;;&
+  sst2|all) run_set sst2 fewlabel/sst2_64 classify 64 "$D/sst2/stsa.binary.train" "[{name: eda}]" ;;
 esac
 .venv/bin/python - "$OUT" $SEEDS <<'PY'
 import json, statistics, sys
