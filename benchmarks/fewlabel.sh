@@ -7,6 +7,8 @@
 # teacher trained on the same few labels (its soft targets on labelled + pool text).
 #   bash benchmarks/fewlabel.sh [conll|sst2|all]      # finished runs are kept; rerun to resume
 # POOL caps the pool (pseudo-labelled / distilled examples per round); EVAL caps dev and test.
+# Students (self-training rounds, distillation), which see the pool too, train 3 epochs (SST-2's
+# 64-example runs train 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -34,24 +36,25 @@ with open(out, "w", encoding="utf-8") as f:
 PY
 }
 
-run_set() {  # name recipe task labelled-count training-file augmenters
-  local name=$1 recipe=$2 task=$3 n=$4 train=$5 augment=$6
+run_set() {  # name recipe task labelled-count training-file augmenters student-epochs
+  local name=$1 recipe=$2 task=$3 n=$4 train=$5 augment=$6 student=$7
   local pool="$DERIVED/$name-pool.txt"
   [ -s "$pool" ] || pool_text "$task" "$train" "$n" "$POOL" "$pool"
   for seed in $SEEDS; do
     local o="$OUT/$name/$seed" common=("$recipe" training.seed="$seed" data.max_eval_samples="$EVAL" --quiet)
     [ -f "$o/plain/run.json" ] || .venv/bin/peft-hub run "${common[@]}" output.dir="$o/plain" output.overwrite=true > /dev/null
     [ -f "$o/augment/run.json" ] || .venv/bin/peft-hub run "${common[@]}" "augment=$augment" output.dir="$o/augment" output.overwrite=true > /dev/null
-    [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub run "${common[@]}" self_train.unlabeled="$pool" output.dir="$o/self-train" > /dev/null
+    [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub run "${common[@]}" self_train.unlabeled="$pool" training.epochs="$student" \
+        output.dir="$o/self-train" > /dev/null
     [ -f "$o/teacher-full/run.json" ] || .venv/bin/peft-hub run "${common[@]}" method.name=full output.dir="$o/teacher-full" output.overwrite=true > /dev/null
     [ -f "$o/distill/run.json" ] || .venv/bin/peft-hub run "${common[@]}" teacher.run="$o/teacher-full" teacher.unlabeled="$pool" \
-        output.dir="$o/distill" output.overwrite=true > /dev/null
+        training.epochs="$student" output.dir="$o/distill" output.overwrite=true > /dev/null
   done
 }
 
 case $PART in
-  conll|all) run_set conll fewlabel/conll200 ner 200 "$D/conll2003/train.txt" "[{name: mention_replace}, {name: token_dropout}]" ;;&
-  sst2|all) run_set sst2 fewlabel/sst2_64 classify 64 "$D/sst2/stsa.binary.train" "[{name: eda}]" ;;
+  conll|all) run_set conll fewlabel/conll200 ner 200 "$D/conll2003/train.txt" "[{name: mention_replace}, {name: token_dropout}]" 3 ;;&
+  sst2|all) run_set sst2 fewlabel/sst2_64 classify 64 "$D/sst2/stsa.binary.train" "[{name: eda}]" 3 ;;
 esac
 .venv/bin/python - "$OUT" $SEEDS <<'PY'
 import json, statistics, sys
