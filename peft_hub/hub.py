@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PeftHubError, RunDirError
+from .errors import PeftHubError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 characters: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"

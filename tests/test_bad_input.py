@@ -360,7 +360,7 @@ def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path, tiny_model,
 
 
 def test_text_the_tokenizer_does_not_know_is_warned_about(tmp_path, tiny_model, cli_runner):
-    greek = "".join(f"Αθήνα B-LOC\nείναι O\nπόλη O\n\n" for _ in range(8))
+    greek = "".join("Αθήνα B-LOC\nείναι O\nπόλη O\n\n" for _ in range(8))
     command = [a for a in _adapt(tmp_path, tiny_model, "--data", str(_ner_dir(tmp_path, greek, greek)), "--max-steps", "1") if a != "--quiet"]
     result = cli_runner.invoke(cli, command)
     assert result.exit_code == 0, result.output
@@ -434,7 +434,7 @@ def test_a_damaged_run_is_named_with_what_to_do(finished_run, tmp_path, cli_runn
 
 
 def test_a_file_that_lost_its_blank_lines_is_warned_about(tmp_path, tiny_model, cli_runner):
-    one_sentence = "".join(f"Peter B-PER\nflew O\nto O\nParis B-LOC\n. O\n" for _ in range(250))  # 1,250 words, no blank line
+    one_sentence = "".join("Peter B-PER\nflew O\nto O\nParis B-LOC\n. O\n" for _ in range(250))  # 1,250 words, no blank line
     command = [a for a in _adapt(tmp_path, tiny_model, "--data", str(_ner_dir(tmp_path, one_sentence)), "--max-steps", "1") if a != "--quiet"]
     result = cli_runner.invoke(cli, command)
     assert result.exit_code == 0, result.output

@@ -4,7 +4,6 @@ on the tiny model: what they train on, that they learn, and what they refuse."""
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
