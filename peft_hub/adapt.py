@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -286,19 +287,51 @@ def check_run(directory: Path, expect_task: str | None = None) -> tuple[dict, li
     return info, labels
 
 
+def label_difference(mine: list[str], theirs: list[str]) -> str | None:
+    """How two label lists differ, for a message (None: they are the same, in the same order)."""
+    if mine == theirs:
+        return None
+    only = sorted(set(mine) ^ set(theirs))
+    return f"{', '.join(only[:6])} in one only" if only else "the same, in another order"
+
+
+@dataclass
+class RunRecord:
+    """What a finished ``adapt`` run recorded, checked: run.json, its labels, its validated recipe."""
+
+    directory: Path
+    info: dict
+    labels: list[str]
+    resolved: Resolved
+
+    @property
+    def base(self) -> str:
+        """The base model it was trained on, on this machine (resolved again when the run moved)."""
+        base = self.info["base_model"]
+        return base if os.path.exists(base) else models.resolve(self.resolved.recipe.model.name)
+
+
+def open_run(directory: str | Path, expect_task: str | None = None) -> RunRecord:
+    """A finished ``adapt`` run (a directory or a hub entry's name), checked as :func:`check_run`
+    does, with its recipe validated; no model is loaded."""
+    from . import hub
+
+    directory = hub.locate(directory)
+    info, labels = check_run(directory, expect_task)
+    data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
+    return RunRecord(directory, info, labels, recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml")))
+
+
 def load_run(directory: str | Path, expect_task: str | None = None, full_precision: bool = False) -> LoadedRun:
     """Rebuild the trained model of a finished ``adapt`` run (a directory or a hub entry's name),
     in eval mode: on a base quantized as in training, or in full precision with ``full_precision``
     (for merging)."""
     from . import hub
 
-    directory = hub.locate(directory)
-    info, labels = check_run(directory, expect_task)
+    run = open_run(directory, expect_task)
+    directory, labels, resolved, base = run.directory, run.labels, run.resolved, run.base
+    hub.check_base(run, base)
     models.quiet_libraries()
-    data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
-    resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
-    base = hub.base_model_dir(directory, info)  # (resolved again on this machine when the run moved)
-    hub.check_base(directory, base)
     tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
     quant = "none" if full_precision else resolved.recipe.model.quantization
     model = resolved.task.build_model(base, labels, trust_remote_code=resolved.recipe.model.trust_remote_code,

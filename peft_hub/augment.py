@@ -65,7 +65,6 @@ class AugmentedDataset(FeatureDataset):
         self.task, self.tokenizer, self.labels, self.task_options, self.seed = task, tokenizer, labels, task_options, seed
         self.augmenters = [(augmenter, options, augmenter.fit(self.examples, options)) for augmenter, options in augmenters]
         self.draws = [0] * len(self.features)
-        self.changed = 0
 
     def __getitem__(self, index: int) -> dict:
         self.draws[index] += 1
@@ -79,7 +78,6 @@ class AugmentedDataset(FeatureDataset):
         encoded = self.task.encode([example], self.tokenizer, self.labels, self.task_options)
         if len(encoded) != 1:  # it no longer fits one window: keep the original
             return self.features[index]
-        self.changed += 1
         return encoded[0]
 
 

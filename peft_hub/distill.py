@@ -75,11 +75,12 @@ def check_teacher(teacher: Any, task: Any, labels: list[str], tokenizer: Any) ->
     if teacher.resolved.task.name != task.name:
         raise PeftHubError(f"The teacher {where} is a {teacher.resolved.task.name!r} run; this is a {task.name!r} run. "
                            f"Give a teacher trained on the {task.name!r} task.")
-    if teacher.labels != labels:
-        only = sorted(set(teacher.labels) ^ set(labels))
-        raise PeftHubError(f"The teacher {where} predicts other labels than this run's data has"
-                           + (f" ({', '.join(only[:6])} in one only)" if only else " (the same, in another order)")
-                           + ". Train the teacher on data with the same label set.")
+    from .adapt import label_difference
+
+    difference = label_difference(teacher.labels, labels)
+    if difference:
+        raise PeftHubError(f"The teacher {where} predicts other labels than this run's data has ({difference}). "
+                           "Train the teacher on data with the same label set.")
     if teacher.tokenizer.get_vocab() != tokenizer.get_vocab() or type(teacher.tokenizer) is not type(tokenizer):
         raise PeftHubError(f"The teacher {where} tokenizes differently from this run's model ({len(teacher.tokenizer):,} vs "
                            f"{len(tokenizer):,} tokens): its predictions cannot be aligned. Give a teacher trained on a "

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PeftHubError
+from .rundir import sha256_file
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 characters: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -78,18 +79,15 @@ def locate(source: str | Path) -> Path:
     return entry if (entry / "hub.json").exists() else path
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _files(directory: Path) -> dict[str, dict[str, Any]]:
-    """size and sha256 of every file under ``directory`` (hub.json aside), by relative posix path."""
+def _files(directory: Path, but: str | None = "hub.json") -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file under ``directory`` but ``but``, by relative posix path."""
     return {p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != "hub.json"}
+            for p in sorted(directory.rglob("*")) if p.is_file() and p.relative_to(directory).as_posix() != but}
+
+
+def refuse_taken(name: str, overwrite: bool) -> None:
+    if entry_dir(name).exists() and not overwrite:
+        raise HubError(f"The hub already has an entry {name!r}. Choose another name (--name, --output), or pass --overwrite.")
 
 
 # -- the base model's fingerprint ----------------------------------------------------------------
@@ -98,8 +96,8 @@ _FINGERPRINTS: dict[tuple[str, float], str] = {}
 
 
 def fingerprint(model_dir: str | Path) -> str:
-    """A digest of a base model's weights and config (``sha256:`` + 16 hex digits): the same
-    model in another folder or on another machine has the same fingerprint."""
+    """A digest of a base model's weight files (``sha256:`` + 16 hex digits): the same model in
+    another folder or on another machine has the same fingerprint."""
     directory = Path(model_dir)
     weights = sorted(p for p in directory.glob("*") if p.suffix in {".safetensors", ".bin"})
     if not weights or not (directory / "config.json").is_file():
@@ -113,28 +111,28 @@ def fingerprint(model_dir: str | Path) -> str:
     return _FINGERPRINTS[key]
 
 
-def base_model_dir(run_dir: Path, info: dict) -> str:
-    """The base model a run was trained on, on this machine (resolved again when the run moved)."""
-    from . import models, recipes
-
-    base = info.get("base_model", "")
-    if base and os.path.exists(base):
-        return base
-    recipe = recipes.safe_yaml((run_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
-    return models.resolve((recipe.get("model") or {}).get("name") or "minilm")
+def _recorded_fingerprint(run: Any) -> str | None:
+    """The base fingerprint a hub entry recorded when it was added (None for a plain run)."""
+    meta = run.directory / "hub.json"
+    return _read_json(meta).get("base_fingerprint") if meta.exists() else None
 
 
-def check_base(run_dir: Path, base: str) -> None:
-    """Refuse to load a hub entry on a base model other than the one it was trained on."""
-    meta = run_dir / "hub.json"
-    if not meta.exists():
-        return  # a plain run directory: nothing recorded to compare with
-    recorded = json.loads(meta.read_text(encoding="utf-8")).get("base_fingerprint")
-    found = fingerprint(base)
+def trained_fingerprint(run: Any) -> str:
+    """The fingerprint of the base an ``adapt`` run (:class:`peft_hub.adapt.RunRecord`) was trained
+    on: as its hub entry recorded it, else of its base model as found on this machine."""
+    return _recorded_fingerprint(run) or fingerprint(run.base)
+
+
+def check_base(run: Any, base: str) -> None:
+    """Refuse to load a hub entry on a base model other than the one it was trained on (a plain
+    run directory recorded nothing to compare with)."""
+    recorded = _recorded_fingerprint(run)
+    found = fingerprint(base) if recorded else None
     if recorded and recorded != found:
-        raise HubError(f"{run_dir.name} was trained on a base model with fingerprint {recorded}, but the base found "
+        name = run.directory.name
+        raise HubError(f"{name} was trained on a base model with fingerprint {recorded}, but the base found "
                        f"here ({base}) has fingerprint {found}. Install the base model it was trained on "
-                       "(see its card: peft-hub hub show " + run_dir.name + ").")
+                       f"(see its card: peft-hub hub show {name}).")
 
 
 # -- entries ---------------------------------------------------------------------------------------
@@ -191,9 +189,7 @@ def _install(staged: Path, name: str, overwrite: bool) -> Path:
     """Rename a complete staged entry into place (the only moment the store changes)."""
     final = entry_dir(name)
     if final.exists():
-        if not overwrite:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise HubError(f"The hub already has an entry {name!r}. Choose another --name, or pass --overwrite.")
+        refuse_taken(name, overwrite)  # (another process may have added it meanwhile)
         trash = final.with_name(f".{name}.old-{os.getpid()}")
         final.rename(trash)
         staged.rename(final)
@@ -215,10 +211,10 @@ def _new_entry(name: str, overwrite: bool) -> Iterator[Path]:
         raise HubError(f"Cannot write to the hub at {home()}: {exc.strerror or exc}. Set PEFT_HUB_HOME to a writable folder.") from None
     try:
         yield staged
+        _install(staged, name, overwrite)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    _install(staged, name, overwrite)
 
 
 def add(run_dir: str | Path, name: str, tags: tuple[str, ...] = (), overwrite: bool = False) -> Entry:
@@ -229,34 +225,24 @@ def add(run_dir: str | Path, name: str, tags: tuple[str, ...] = (), overwrite: b
     for tag in tags:
         if not NAME_RE.match(tag):
             raise HubError(f"Tag {tag[:80]!r} is not valid ({NAME_RULE}).")
-    run = Path(run_dir)
-    info, labels = adapt.check_run(run)  # a finished adapt run with intact weights, or a clear error
-    if entry_dir(name).exists() and not overwrite:
-        raise HubError(f"The hub already has an entry {name!r}. Choose another --name, or pass --overwrite.")
-    base = base_model_dir(run, info)
+    run = adapt.open_run(Path(run_dir))  # a finished adapt run with intact weights, or a clear error
+    refuse_taken(name, overwrite)
+    base = run.base
     with _new_entry(name, overwrite) as staged:
         for item in KEPT:
-            source = run / item
+            source = run.directory / item
             if source.is_dir():
                 shutil.copytree(source, staged / item)
             elif source.is_file():
                 shutil.copy2(source, staged / item)
-        files = _files(staged)
         meta = {"name": name, "tags": sorted(set(tags)), "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "source": str(run.resolve()), "base_model": _base_name(run), "base_path": base, "base_fingerprint": fingerprint(base),
-                "labels": labels, "size": sum(f["size"] for f in files.values())}
-        (staged / "hub.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        (staged / "README.md").write_text(card(Entry(name, staged, meta, info, _read_json(staged / "metrics.json"))), encoding="utf-8")
+                "source": str(run.directory.resolve()), "base_model": run.resolved.recipe.model.name, "base_path": base,
+                "base_fingerprint": fingerprint(base), "labels": run.labels}
+        (staged / "README.md").write_text(card(Entry(name, staged, meta, run.info, _read_json(staged / "metrics.json"))), encoding="utf-8")
         meta["files"] = _files(staged)
+        meta["size"] = sum(f["size"] for f in meta["files"].values())
         (staged / "hub.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return get(name)
-
-
-def _base_name(run: Path) -> str:
-    from . import recipes
-
-    recipe = recipes.safe_yaml((run / "recipe.yaml").read_text(encoding="utf-8")) or {}
-    return str((recipe.get("model") or {}).get("name") or "minilm")
 
 
 def remove(name: str) -> None:
@@ -274,7 +260,7 @@ _AUTO_CLASSES = {"TOKEN_CLS": "AutoModelForTokenClassification", "SEQ_CLS": "Aut
 
 def card(entry: Entry) -> str:
     """A model card (README.md) from what the run recorded."""
-    from . import registry
+    from . import recipes, registry
 
     info, meta, metrics = entry.info, entry.meta, entry.metrics
     recipe_text = (entry.path / "recipe.yaml").read_text(encoding="utf-8")
@@ -291,8 +277,6 @@ def card(entry: Entry) -> str:
     label_map = ", ".join(f"{i}: {label}" for i, label in enumerate(labels[:200])) + (" ..." if len(labels) > 200 else "")
     trained = metrics.get("trainable_percent")
     where = entry_dir(entry.name)
-    from . import recipes
-
     data = (recipes.safe_yaml(recipe_text) or {}).get("data") or {}
     data_lines = [f"- {key}: `{value}`" for key, value in data.items() if value not in (None, "auto", "utf-8")] \
         if isinstance(data, dict) else []
@@ -358,7 +342,7 @@ def export(name: str, file: str | Path) -> Path:
     file = Path(file)
     if file.is_dir():
         raise HubError(f"{file} is a directory; give the archive's file name, e.g. {file / (name + '.tar.gz')}.")
-    manifest = {"format": ARCHIVE_FORMAT, "name": name, "files": _files(entry.path) | {"hub.json": _digest_entry(entry.path / "hub.json")}}
+    manifest = {"format": ARCHIVE_FORMAT, "name": name, "files": _files(entry.path, but=None)}
     tmp = file.with_name(file.name + ".tmp")
     try:
         with tarfile.open(tmp, "w:gz") as archive:
@@ -373,10 +357,6 @@ def export(name: str, file: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise HubError(f"Cannot write {file}: {exc.strerror or exc}. Choose another FILE.") from None
     return file
-
-
-def _digest_entry(path: Path) -> dict[str, Any]:
-    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def verify(directory: Path, files: dict[str, dict[str, Any]]) -> None:
@@ -440,8 +420,7 @@ def import_(file: str | Path, name: str | None = None, overwrite: bool = False) 
         if missing:
             raise HubError(f"{where} lacks {sorted(missing)[0][:80]!r}, which its manifest lists. Export it again.")
         name = check_name(name or old)
-        if entry_dir(name).exists() and not overwrite:
-            raise HubError(f"The hub already has an entry {name!r}. Pass --name to import it under another name, or --overwrite.")
+        refuse_taken(name, overwrite)
         with _new_entry(name, overwrite) as staged:
             for rel, want in files.items():
                 member = by_name[f"{old}/{rel}"]
@@ -517,8 +496,7 @@ def push(name: str, repo_id: str, private: bool = False) -> str:
 def pull(repo_id: str, name: str | None = None, overwrite: bool = False) -> Entry:
     """Download an entry pushed by :func:`push`, checked like an imported archive."""
     name = check_name(name or repo_id.rsplit("/", 1)[-1].lower())
-    if entry_dir(name).exists() and not overwrite:
-        raise HubError(f"The hub already has an entry {name!r}. Pass --name to pull it under another name, or --overwrite.")
+    refuse_taken(name, overwrite)
     if _offline():
         raise _offline_error(f"pull {repo_id}")
     from huggingface_hub import snapshot_download

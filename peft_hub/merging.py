@@ -15,7 +15,6 @@ import math
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +28,25 @@ class MergeError(PeftHubError):
     """Adapters that cannot be combined, with the reason."""
 
 
-@dataclass
-class Source:
-    name: str
-    directory: Path
-    info: dict
-    labels: list[str]
-    resolved: Any
-    fingerprint: str
+def _sources(items: list[str]) -> list[Any]:
+    """The runs to combine (:class:`peft_hub.adapt.RunRecord`), checked to be of one task, method,
+    base model and label set."""
+    from . import adapt, hub
 
-
-def _sources(items: list[str]) -> list[Source]:
-    from . import adapt, hub, recipes, rundir
-
-    sources = []
-    for item in items:
-        directory = hub.locate(item)
-        info, labels = adapt.check_run(directory)
-        data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
-        resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
-        sources.append(Source(item, directory, info, labels, resolved, hub.fingerprint(hub.base_model_dir(directory, info))))
+    sources = [adapt.open_run(item) for item in items]
+    prints = [hub.trained_fingerprint(run) for run in sources]
     first = sources[0]
-    for other in sources[1:]:
+    for other, print_ in zip(sources[1:], prints[1:]):
         for what, mine, theirs in (("task", first.info.get("task"), other.info.get("task")),
                                    ("method", first.info.get("method"), other.info.get("method")),
-                                   ("base model (fingerprint)", first.fingerprint, other.fingerprint)):
+                                   ("base model (fingerprint)", prints[0], print_)):
             if mine != theirs:
-                raise MergeError(f"{first.name} and {other.name} differ in {what}: {mine} vs {theirs}. "
+                raise MergeError(f"{first.directory} and {other.directory} differ in {what}: {mine} vs {theirs}. "
                                  "Only adapters of one task, method and base model combine.")
-        if first.labels != other.labels:
-            only = sorted(set(first.labels) ^ set(other.labels))
-            raise MergeError(f"{first.name} and {other.name} have different label sets"
-                             + (f" ({', '.join(only[:6])} in one only)" if only else " (same labels, another order)")
-                             + ": their heads cannot combine. Train them on one label set.")
+        difference = adapt.label_difference(first.labels, other.labels)
+        if difference:
+            raise MergeError(f"{first.directory} and {other.directory} have different label sets ({difference}): "
+                             "their heads cannot combine. Train them on one label set.")
     return sources
 
 
@@ -111,8 +96,7 @@ def combine(items: list[str], output: str, combination: str = "linear", weights:
     to_hub = "/" not in output and not Path(output).exists()
     if to_hub:
         hub.check_name(output)
-        if hub.entry_dir(output).exists() and not overwrite:
-            raise MergeError(f"The hub already has an entry {output!r}. Choose another --output, or pass --overwrite.")
+        hub.refuse_taken(output, overwrite)
     else:
         rundir.prepare(Path(output), overwrite)
     sources = _sources(items)
@@ -125,7 +109,7 @@ def combine(items: list[str], output: str, combination: str = "linear", weights:
     models.quiet_libraries()
     from peft import PeftConfig, get_peft_model, set_peft_model_state_dict
 
-    model = task.build_model(hub.base_model_dir(first.directory, first.info), first.labels)
+    model = task.build_model(first.base, first.labels)
     heads = task.head_modules(model)
     names = [f"source{i}" for i in range(len(sources))]
     parts = [load_file(str(s.directory / "adapter" / "adapter_model.safetensors")) for s in sources]
@@ -134,7 +118,7 @@ def combine(items: list[str], output: str, combination: str = "linear", weights:
         try:
             config = PeftConfig.from_pretrained(str(source.directory / "adapter"))
         except (OSError, ValueError) as exc:
-            raise MergeError(f"{source.name}'s adapter is not a peft adapter ({type(exc).__name__}); "
+            raise MergeError(f"{source.directory}'s adapter is not a peft adapter ({type(exc).__name__}); "
                              f"the {method.name!r} method cannot combine adapters.") from None
         # peft refuses to combine adapters with heads (modules_to_save): the heads are combined below
         saved_heads, task_type = config.modules_to_save, config.task_type
@@ -172,7 +156,7 @@ def combine(items: list[str], output: str, combination: str = "linear", weights:
         save_file(state, str(weights_file), metadata={"format": "pt"})
         shutil.copytree(first.directory / "tokenizer", out / "tokenizer")
         (out / "labels.json").write_text(json.dumps(first.labels, indent=2) + "\n", encoding="utf-8")
-        merged_from = [{"name": s.name, "directory": str(s.directory.resolve())} for s in sources]
+        merged_from = [{"name": item, "directory": str(s.directory.resolve())} for item, s in zip(items, sources)]
         metrics = {"primary_metric": task.primary_metric_for(first.resolved.task_options), "merged_from": merged_from,
                    "combination": combination, "weights": weights, "density": density if combination in NEEDS_DENSITY else None}
         rundir.finish(out, first.resolved, metrics, {"task": task.name, "method": method.name,

@@ -94,19 +94,21 @@ def start(output: recipes.OutputConfig, default_name: str, echo: Echo) -> tuple[
     return out, echo, main
 
 
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def checksums(directory: Path) -> dict[str, str]:
     """sha256 of every weight file (``*.safetensors``) under ``directory`` (its resumable
     ``checkpoints/`` aside: they go once the run is complete), by path relative to it."""
-    import hashlib
-
-    sums = {}
-    for path in sorted(p for p in directory.rglob("*.safetensors") if "checkpoints" not in p.relative_to(directory).parts):
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        sums[path.relative_to(directory).as_posix()] = digest.hexdigest()
-    return sums
+    return {path.relative_to(directory).as_posix(): sha256_file(path)
+            for path in sorted(p for p in directory.rglob("*.safetensors") if "checkpoints" not in p.relative_to(directory).parts)}
 
 
 def read_run_file(directory: Path, name: str, parse: Callable[[str], Any] = lambda text: text) -> Any:

@@ -19,12 +19,13 @@ the base) fails its own requests with the reason; the others keep serving.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,6 @@ class Adapter:
     head_model: Any
     stand_in: Any
     size_bytes: int
-    last_used: float = field(default_factory=time.monotonic)
 
 
 def _stand_in_class():
@@ -152,32 +152,32 @@ class AdapterPool:
         self.peft = None  # the shared encoder with every loaded adapter, made with the first one
         self.encoder = None
         self.base_keys: set[str] = set()
+        self._described: dict[str, dict] = {}
 
     # -- what can be served --------------------------------------------------------------------
 
     def _pick_base(self, base: str | None) -> tuple[str, str]:
-        from . import hub, models
+        from . import adapt, hub, models
 
-        if base:
-            path = models.resolve(base)
-        else:
-            first = next(iter(self.sources.values()))
-            info = _read_info(first)
-            path = hub.base_model_dir(first, info)
+        path = models.resolve(base) if base else adapt.open_run(next(iter(self.sources.values()))).base
         return path, hub.fingerprint(path)
 
     def describe(self) -> list[dict]:
-        from . import hub
+        """Each adapter: name, task, method, labels, input fields, whether it is loaded. What the
+        run files say is read once per adapter."""
+        from . import registry, rundir
 
-        rows = []
         for name, path in self.sources.items():
-            info = _read_info(path, strict=False)
-            labels = _read_labels(path)
-            rows.append({"name": name, "task": info.get("task"), "method": info.get("method"),
-                         "labels": labels, "loaded": name in self.loaded,
-                         "input_fields": _input_fields(info.get("task")),
-                         "hub": (path / "hub.json").exists() and path.parent == hub.home() / "adapters"})
-        return rows
+            if name not in self._described:
+                try:
+                    info = rundir.read_run_file(path, "run.json", json.loads)
+                    labels = rundir.read_run_file(path, "labels.json", json.loads)
+                    fields = list(registry.get_task(info.get("task", "")).input_fields)
+                except (PeftHubError, AttributeError):  # a damaged adapter is listed; using it says what is wrong
+                    info, labels, fields = {}, [], ["text"]
+                self._described[name] = {"name": name, "task": info.get("task"), "method": info.get("method"),
+                                         "labels": labels, "input_fields": fields}
+        return [{**self._described[name], "loaded": name in self.loaded} for name in self.sources]
 
     # -- loading and evicting ---------------------------------------------------------------------
 
@@ -191,30 +191,26 @@ class AdapterPool:
             else:
                 adapter = self._load(name, self.sources[name])
                 self._evict(keep=name)
-            adapter.last_used = time.monotonic()
             return adapter
 
     def _load(self, name: str, directory: Path) -> Adapter:
         from safetensors.torch import load_file
 
-        from . import adapt, hub, models, recipes, rundir
+        from . import adapt, hub, models
 
         started = time.perf_counter()
         models.quiet_libraries()
         try:
-            info, labels = adapt.check_run(directory)
-            data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
-            resolved = recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml"))
-            method = resolved.method
-            if not getattr(method, "mixed_batches", False):
+            run = adapt.open_run(directory)
+            labels, resolved, method = run.labels, run.resolved, run.resolved.method
+            if not method.mixed_batches:
                 raise ServeError(f"{name} is a {method.name!r} run: serve shares one base model between adapters of "
                                  "methods that batch per request row (mixed_batches: lora). Serve it with "
                                  f"`peft-hub predict {name}`, or merge it into a model (peft-hub merge).", 422)
-            found = hub.fingerprint(hub.base_model_dir(directory, info))
+            found = hub.trained_fingerprint(run)
             if found != self.fingerprint:
                 raise ServeError(f"{name} was trained on a base model with fingerprint {found}; this server holds "
                                  f"{self.base_path} ({self.fingerprint}). Serve it from a server of its own base.", 422)
-            hub.check_base(directory, self.base_path)
             tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
             state = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
         except ServeError:
@@ -335,14 +331,14 @@ class AdapterPool:
 
         outcome: list[list | ServeError | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
+        inputs_of: dict[int, list[dict]] = {}
         with self.lock:
             adapters = {}
             for i, (name, inputs) in enumerate(requests):
                 try:
                     if name not in adapters:
                         adapters[name] = self.adapter(name)
-                    task = adapters[name].task
-                    requests[i] = (name, [as_input(task, x) for x in inputs])
+                    inputs_of[i] = [as_input(adapters[name].task, x) for x in inputs]
                     groups.setdefault(name, []).append(i)
                 except ServeError as exc:
                     outcome[i] = exc
@@ -356,7 +352,7 @@ class AdapterPool:
 
             def run(name: str) -> None:
                 adapter = adapters[name]
-                inputs = [x for i in groups[name] for x in requests[i][1]]
+                inputs = [x for i in groups[name] for x in inputs_of[i]]
                 try:
                     answers[name] = adapter.task.predict(_GroupModel(adapter, round_, device_param), adapter.tokenizer,
                                                          inputs, adapter.labels, adapter.options)
@@ -379,7 +375,7 @@ class AdapterPool:
                 continue
             start = 0
             for i in indices:
-                n = len(requests[i][1])
+                n = len(inputs_of[i])
                 outcome[i] = answer[start : start + n]
                 start += n
         return outcome
@@ -396,37 +392,6 @@ def _split_state(state: dict, prefix: str) -> tuple[dict, dict]:
         else:
             head[key] = value
     return encoder, head
-
-
-def _read_info(directory: Path, strict: bool = True) -> dict:
-    import json
-
-    try:
-        info = json.loads((directory / "run.json").read_text(encoding="utf-8"))
-        return info if isinstance(info, dict) else {}
-    except (OSError, ValueError):
-        if strict:
-            raise ServeError(f"{directory} holds no finished run (run.json missing or damaged).", 500) from None
-        return {}
-
-
-def _read_labels(directory: Path) -> list:
-    import json
-
-    try:
-        labels = json.loads((directory / "labels.json").read_text(encoding="utf-8"))
-        return labels if isinstance(labels, list) else []
-    except (OSError, ValueError):
-        return []
-
-
-def _input_fields(task_name: str | None) -> list[str]:
-    from . import registry
-
-    try:
-        return list(registry.get_task(task_name or "").input_fields)
-    except PeftHubError:
-        return ["text"]
 
 
 def sources_for(items: tuple[str, ...]) -> dict[str, Path]:
