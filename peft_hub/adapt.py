@@ -213,8 +213,9 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     if recipe.teacher.run:
         from . import distill
 
-        features["train"] = distill.attach(recipe.teacher, task, resolved.task_options, tokenizer, labels, features["train"], echo, quiet)
-        distillation = distill.Distillation(recipe.teacher.temperature, recipe.teacher.alpha)
+        features["train"], teacher = distill.attach(recipe.teacher, task, resolved.task_options, tokenizer, labels,
+                                                    features["train"], echo, quiet)
+        distillation = distill.Distillation(recipe.teacher.temperature, recipe.teacher.alpha, teacher)
     trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet,
                            learning_rates=dict.fromkeys(head, head_lr), early_stopping=dev is not None, distillation=distillation)
     result = train_resumably(trainer, recipe.output.resume, out)
@@ -242,6 +243,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     )
     if distillation is not None:
         metrics["teacher"] = {"run": recipe.teacher.run, "temperature": recipe.teacher.temperature, "alpha": recipe.teacher.alpha,
+                              "cache": recipe.teacher.cache,
                               "unlabeled_examples": len(features["train"]) - len(splits["train"])}
     metrics["warnings"] = guard.warnings(metrics, resolved.primary_metric)
     if main:

@@ -64,10 +64,12 @@ class AugmentedDataset(FeatureDataset):
         super().__init__(train.features, train.examples)
         self.task, self.tokenizer, self.labels, self.task_options, self.seed = task, tokenizer, labels, task_options, seed
         self.augmenters = [(augmenter, options, augmenter.fit(self.examples, options)) for augmenter, options in augmenters]
-        self.draws = [0] * len(self.features)
+        self.draws: dict[int, int] = {}
 
     def __getitem__(self, index: int) -> dict:
-        self.draws[index] += 1
+        if index >= len(self.examples):  # features added after the examples (a teacher's unlabelled text)
+            return self.features[index]
+        self.draws[index] = self.draws.get(index, 0) + 1
         rng = random.Random(f"{self.seed}-{index}-{self.draws[index]}")
         example, changed = self.examples[index], False
         for augmenter, options, state in self.augmenters:

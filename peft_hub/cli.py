@@ -281,11 +281,12 @@ Examples:
 @click.option("--unlabeled", required=True, help="The pool: a text file (one text per line), JSONL, or labelled data whose labels are ignored.")
 @click.option("--rounds", type=int, help="Student rounds after the teacher (round 0)  [default: 3]")
 @click.option("--threshold", type=float, help="Keep pseudo-labels at least this confident (NER: the least confident word)  [default: 0.9]")
+@click.option("--student-epochs", type=float, help="Epochs of each student round  [default: --epochs, as the teacher]")
 @click.option("--balance/--no-balance", default=None, help="Classification: keep as many pseudo-labels of each class  [default: balance]")
 @click.option("--max-unlabeled", type=int, help="Use at most N pool examples.")
 @click.option("--skip-unlabeled", type=int, help="Skip the first N pool examples (the labelled ones, when the pool is the training file).")
 @adapt_options
-def self_train(unlabeled, rounds, threshold, balance, max_unlabeled, skip_unlabeled, recipe, num_processes,
+def self_train(unlabeled, rounds, threshold, student_epochs, balance, max_unlabeled, skip_unlabeled, recipe, num_processes,
                quiet, json_, overrides, **values):
     """Self-training: a teacher on the labelled data pseudo-labels the pool; its confident
     pseudo-labels train a student, the next round's teacher. Every round is a run directory
@@ -294,7 +295,7 @@ def self_train(unlabeled, rounds, threshold, balance, max_unlabeled, skip_unlabe
     from . import report as reports
 
     flags = {**adapt_flags(values), "self_train.unlabeled": unlabeled, "self_train.rounds": rounds,
-             "self_train.threshold": threshold, "self_train.balance": balance, "self_train.max_unlabeled": max_unlabeled,
+             "self_train.threshold": threshold, "self_train.student_epochs": student_epochs, "self_train.balance": balance, "self_train.max_unlabeled": max_unlabeled,
              "self_train.skip_unlabeled": skip_unlabeled}
     if recipe is None and not (flags["method.name"] and flags["task.name"]):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")

@@ -6,10 +6,14 @@ unlabelled text when given (``teacher.unlabeled``).
 
 The teacher is any finished run of the same task, label set and tokenizer (any method, any base
 size; 8-bit as it was trained); self-distillation is a teacher that is an earlier run of the same
-model. Its logits are computed once, before training, and cached with the features: for a token
-task at the positions that carry a label (each word's first sub-token, the same positions for
-teacher and student, as both tokenize alike), for a sequence task once per example. Caching costs
-one teacher pass in all; computing them on the fly would cost one per epoch.
+model. Its logits are compared at the positions that carry a label: for a token task each word's
+first sub-token (the same positions for teacher and student, as both tokenize alike), for a sequence
+task the example.
+
+By default (``teacher.cache``) the teacher predicts every training example once, before training,
+and its logits travel with the features: one teacher pass in all, and no teacher in memory while
+training. ``teacher.cache=false`` keeps the teacher and predicts each batch as it comes, a forward
+pass per step (measured in benchmarks/RESULTS.md); augmentation needs it, as its inputs change.
 """
 
 from __future__ import annotations
@@ -17,23 +21,26 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import PeftHubError
+from .train import FeatureDataset
 
 
 class Distillation:
-    """The loss of a batch that carries teacher logits (set on the Trainer by ``adapt``)."""
+    """The loss of a training batch that carries a teacher mask (set on the Trainer by ``adapt``);
+    its teacher logits come with the batch (cached) or from ``teacher`` (on the fly)."""
 
-    def __init__(self, temperature: float, alpha: float):
-        self.temperature, self.alpha = temperature, alpha
+    def __init__(self, temperature: float, alpha: float, teacher: Any = None):
+        self.temperature, self.alpha, self.teacher = temperature, alpha, teacher
 
     def loss(self, model: Any, inputs: dict) -> Any:
         import torch.nn.functional as F
 
-        teacher, mask = inputs.pop("teacher_logits"), inputs.pop("teacher_mask").bool()
+        teacher, mask = inputs.pop("teacher_logits", None), inputs.pop("teacher_mask").bool()
         labels = inputs.get("labels")
         labelled = labels is not None and bool((labels != -100).any())
-        if not labelled:
-            inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        outputs = model(**inputs)
+        unlabelled_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        if teacher is None:
+            teacher = self.predict(unlabelled_inputs)
+        outputs = model(**(inputs if labelled else unlabelled_inputs))
         student = outputs.logits
         t = self.temperature
         soft = F.kl_div(F.log_softmax(student[mask].float() / t, dim=-1), F.softmax(teacher[mask].float() / t, dim=-1),
@@ -41,9 +48,39 @@ class Distillation:
         hard = outputs.loss if labelled else soft.new_zeros(())
         return (1 - self.alpha) * hard + self.alpha * soft
 
+    def predict(self, inputs: dict) -> Any:
+        """The teacher's logits for a batch (on the fly), on the batch's device."""
+        import torch
+
+        device = inputs["input_ids"].device
+        quantized = getattr(self.teacher, "is_loaded_in_8bit", False) or getattr(self.teacher, "is_loaded_in_4bit", False)
+        if not quantized and next(self.teacher.parameters()).device != device:
+            self.teacher.to(device)
+        with torch.no_grad():
+            return self.teacher(**inputs).logits
+
+
+def _mask(labels: Any) -> Any:
+    """Where a feature's teacher and student predictions are compared: the labelled positions."""
+    return [int(x != -100) for x in labels] if isinstance(labels, list) else 1
+
+
+class TeacherTargets(FeatureDataset):
+    """The training set as the student sees it: every feature with its teacher mask, also those an
+    augmenter re-encodes as they are read."""
+
+    def __init__(self, inner: FeatureDataset):
+        super().__init__(inner.features, inner.examples)
+        self.inner = inner
+
+    def __getitem__(self, index: int) -> dict:
+        feature = self.inner[index]
+        return feature if "teacher_mask" in feature else {**feature, "teacher_mask": _mask(feature["labels"])}
+
 
 class DistillCollator:
-    """The task's collator, with each feature's teacher logits padded beside its inputs."""
+    """The task's collator, with each training feature's teacher mask (and cached logits) padded
+    beside its inputs; evaluation features, which have none, pass as they are."""
 
     def __init__(self, inner: Any):
         self.inner = inner
@@ -51,21 +88,26 @@ class DistillCollator:
     def __call__(self, features: list[dict]) -> dict:
         import torch
 
-        if not features or "teacher_logits" not in features[0]:
+        if not features or "teacher_mask" not in features[0]:
             return self.inner(features)
-        logits = [f["teacher_logits"] for f in features]
         masks = [f["teacher_mask"] for f in features]
+        logits = [f["teacher_logits"] for f in features] if "teacher_logits" in features[0] else None
         batch = self.inner([{k: v for k, v in f.items() if k not in ("teacher_logits", "teacher_mask")} for f in features])
-        if logits[0].dim() == 1:  # one prediction per example
-            batch["teacher_logits"], batch["teacher_mask"] = torch.stack(logits), torch.tensor(masks)
+        if not isinstance(masks[0], list):  # one prediction per example
+            batch["teacher_mask"] = torch.tensor(masks)
+            if logits is not None:
+                batch["teacher_logits"] = torch.stack(logits)
             return batch
         width = batch["input_ids"].shape[1]  # a token task: pad on the right, as the inputs are
-        padded = torch.zeros(len(features), width, logits[0].shape[-1])
         mask = torch.zeros(len(features), width, dtype=torch.bool)
-        for row, (values, keep) in enumerate(zip(logits, masks)):
-            padded[row, : len(values)] = values
+        for row, keep in enumerate(masks):
             mask[row, : len(keep)] = torch.tensor(keep, dtype=torch.bool)
-        batch["teacher_logits"], batch["teacher_mask"] = padded, mask
+        batch["teacher_mask"] = mask
+        if logits is not None:
+            padded = torch.zeros(len(features), width, logits[0].shape[-1])
+            for row, values in enumerate(logits):
+                padded[row, : len(values)] = values
+            batch["teacher_logits"] = padded
         return batch
 
 
@@ -108,12 +150,12 @@ def teacher_logits(teacher: Any, features: list[dict], collator: Any, batch_size
 
 
 def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[str], train: Any, echo: Any,
-           quiet: bool = False) -> Any:
-    """The training features with the teacher's logits (and the unlabelled text's features,
-    labels ignored); ``config`` is the recipe's ``teacher`` section."""
+           quiet: bool = False) -> tuple[Any, Any]:
+    """The training set with the unlabelled text's features (labels ignored) added and every
+    feature's teacher mask, and the teacher's cached logits (``config.cache``); returns it and the
+    teacher model to predict on the fly (None when cached). ``config`` is the recipe's ``teacher``."""
     from .adapt import load_run
     from .embeddings import read_texts
-    from .train import FeatureDataset
 
     teacher = load_run(config.run)
     check_teacher(teacher, task, labels, tokenizer)
@@ -125,24 +167,21 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
         except NotImplementedError:
             raise PeftHubError(f"The {task.name!r} task cannot read unlabeled text (it has no unlabeled_example): "
                                "drop teacher.unlabeled.") from None
-        for feature in task.encode(examples, tokenizer, labels, options):
-            unlabeled.append(feature)
-    features = [dict(f) for f in train.features] + unlabeled
-    collate = task.collator(tokenizer)
-    logits = teacher_logits(teacher, features, collate, 64, quiet)
-    for i, (feature, values) in enumerate(zip(features, logits)):
-        target = feature["labels"]
-        if isinstance(target, list):  # token task: the labelled positions (first sub-tokens)
-            feature["teacher_mask"] = [int(x != -100) for x in target]
-            if i >= len(train.features):
-                feature["labels"] = [-100] * len(target)
-        else:
-            feature["teacher_mask"] = 1
-            if i >= len(train.features):
-                feature["labels"] = -100
-        feature["teacher_logits"] = values
-    echo(f"Teacher {teacher.directory} ({teacher.resolved.method.name}): soft targets for {len(train.features):,} labelled"
+        unlabeled = task.encode(examples, tokenizer, labels, options)
+    labelled = len(train.features)
+    features = [dict(f) for f in train.features] + [dict(f) for f in unlabeled]
+    for i, feature in enumerate(features):
+        feature["teacher_mask"] = _mask(feature["labels"])
+        if i >= labelled:  # learnt from the teacher alone
+            feature["labels"] = [-100] * len(feature["labels"]) if isinstance(feature["labels"], list) else -100
+    if config.cache:
+        for feature, values in zip(features, teacher_logits(teacher, features, task.collator(tokenizer), 64, quiet)):
+            feature["teacher_logits"] = values
+    train.features = features  # an augmenting set leaves the unlabelled features (past its examples) as they are
+    echo(f"Teacher {teacher.directory} ({teacher.resolved.method.name}): soft targets "
+         + ("computed once" if config.cache else "on the fly") + f" for {labelled:,} labelled"
          + (f" and {len(unlabeled):,} unlabeled examples" if unlabeled else " examples")
          + f"; temperature {config.temperature:g}, alpha {config.alpha:g}")
+    model = None if config.cache else teacher.model.eval()
     del teacher
-    return FeatureDataset(features, list(train.examples))
+    return TeacherTargets(train), model

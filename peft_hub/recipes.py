@@ -358,9 +358,9 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
     if recipe is not None and pretrain and recipe.data.streaming and not recipe.training.max_steps:
         errors.append("training.max_steps: required with data.streaming (a stream has no length to count epochs by)")
     augmenters = _augmenters(data.get("augment"), found.get("task", (None,))[0], errors) if not pretrain else []
-    if augmenters and recipe is not None and recipe.teacher.run:
-        errors.append("augment: cannot be combined with teacher.run yet (the teacher's predictions are computed once, "
-                      "for the examples as they are); use one or the other")
+    if augmenters and recipe is not None and recipe.teacher.run and recipe.teacher.cache:
+        errors.append("augment: with teacher.run needs teacher.cache=false (cached predictions are of the examples as "
+                      "they are, not as augmented); the teacher then predicts every augmented batch")
     if errors:
         raise RecipeError(errors, source)
     method, method_options = found["method"]

@@ -130,6 +130,7 @@ class TeacherConfig(Options):
     unlabeled: str | None = option(None, "Unlabelled text (a .txt file, one text per line, or JSONL) the student also learns the teacher's predictions on.")
     text_field: str = option("text", "JSONL key holding the unlabelled text.")
     max_unlabeled: int | None = option(None, "Use only the first N unlabelled texts.")
+    cache: bool = option(True, "Compute the teacher's predictions once, before training (true), or for every batch (false: the teacher stays in memory and costs a forward pass per step; needed with augment, whose inputs change each epoch).")
 
     def check(self) -> list[str]:
         errors = []
@@ -148,6 +149,7 @@ class TeacherConfig(Options):
 class SelfTrainConfig(Options):
     unlabeled: str | None = option(None, "Self-training's pool: a text file (one text per line), JSONL, or labelled data whose labels are ignored. Set: the run self-trains (OUTPUT/round-N).")
     rounds: int = option(3, "Student rounds after the teacher (round 0).")
+    student_epochs: float | None = option(None, "Epochs of each student round (labelled + pseudo-labelled data, often many times the labelled set). Unset: training.epochs, as the teacher.")
     threshold: float = option(0.9, "Keep pseudo-labels at least this confident (NER: the least confident word of the sentence).")
     balance: bool = option(True, "Classification: keep as many pseudo-labels of each class (the rarest kept class's count).")
     max_unlabeled: int | None = option(None, "Use at most N pool examples.")
@@ -160,6 +162,8 @@ class SelfTrainConfig(Options):
             errors.append(f"rounds: must be at least 1, got {self.rounds}")
         if not 0 <= self.threshold <= 1:
             errors.append(f"threshold: must be in [0, 1], got {self.threshold}")
+        if self.student_epochs is not None and not self.student_epochs > 0:
+            errors.append(f"student_epochs: must be more than 0, got {self.student_epochs}")
         if self.max_unlabeled is not None and self.max_unlabeled < 1:
             errors.append(f"max_unlabeled: must be at least 1, got {self.max_unlabeled}")
         if self.skip_unlabeled < 0:

@@ -79,6 +79,8 @@ def run(resolved: Any, *, quiet: bool = False, echo: Echo = print) -> list[tuple
             echo(f"== round {round_}: {'teacher on the labelled data' if round_ == 0 else f'student with {len(pseudo):,} pseudo-labels'} ==")
             data = resolved.to_dict()
             data["self_train"] = {}  # each round is a plain adapt run
+            if round_ and config.student_epochs is not None:
+                data["training"]["epochs"] = config.student_epochs
             data["output"] = {"dir": str(directory), "overwrite": resolved.recipe.output.overwrite,
                               "resume": (directory / "checkpoints").is_dir()}
             stage = recipes.validate(data, f"self-training round {round_}")
@@ -94,6 +96,12 @@ def _pseudo_labels(teacher_dir: Path, config: Any, task: Any, options: Any, reco
     pool = read_pool(config, task, teacher.labels, options)
     scored = task.pseudo_label(teacher.model, teacher.tokenizer, pool, teacher.labels, options)
     kept = select(scored, config.threshold, config.balance)
+    if not kept:  # a student would only repeat its teacher
+        best = max((c for _, c, _ in scored), default=0.0)
+        raise DataError(f"No pseudo-label from {teacher_dir} reaches confidence {config.threshold:g} (the most confident of "
+                        f"{len(pool):,} pool examples: {best:.3f}). Lower self_train.threshold (e.g. "
+                        f"self_train.threshold={max(best - 0.05, 0):.2f}), or train a stronger round 0 (more epochs or "
+                        "labels). Finished rounds are kept.")
     echo(f"Pseudo-labels from {teacher_dir}: {len(kept):,} of {len(pool):,} pool examples at confidence >= {config.threshold:g}"
          + (" (classes balanced)" if config.balance else ""))
     record.parent.mkdir(parents=True, exist_ok=True)

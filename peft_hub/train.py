@@ -272,7 +272,7 @@ def _trainer_class() -> type:
             if self.batch_transform is not None:
                 inputs = self.batch_transform(inputs)
             steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
-            if self.distillation is not None and "teacher_logits" in inputs:  # a training batch with soft targets
+            if self.distillation is not None and "teacher_mask" in inputs:  # a training batch with soft targets
                 return self.distillation.loss(model, inputs) / steps
             labels = inputs.get("labels")
             result = super().compute_loss(model, inputs, return_outputs=return_outputs)

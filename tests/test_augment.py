@@ -92,7 +92,7 @@ def test_augmenters_are_refused_where_they_do_not_apply(cli_runner, tiny_model, 
         (["--augment", "mention_replac"], "Unknown augmenter 'mention_replac'. Did you mean 'mention_replace'?"),
         (["augment=[{name: token_dropout, options: {rate: 2}}]"], "augment[0].options.rate: must be in [0, 1)"),
         (["augment=[{name: token_dropout, options: {p: -1}}]"], "augment[0].options.p: must be in [0, 1]"),
-        (["--augment", "token_dropout", "--teacher", str(tiny_runs["ner"])], "cannot be combined with teacher.run"),
+        (["--augment", "token_dropout", "--teacher", str(tiny_runs["ner"])], "augment: with teacher.run needs teacher.cache=false"),
     ]
     for extra, message in cases:
         result = cli_runner.invoke(cli, [*base, *extra])

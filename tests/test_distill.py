@@ -110,3 +110,32 @@ def test_a_teacher_that_cannot_teach_is_refused(cli_runner, tiny_model, tiny_run
         result = cli_runner.invoke(cli, [*base, *extra])
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, (extra, result.output)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("task", ["ner", "classify"])
+def test_a_teacher_on_the_fly_teaches_what_its_cached_logits_do(tiny_model, tiny_runs, tmp_path, task):
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("\n".join(TEXTS * 2) + "\n")
+    students = {cache: train_tiny(tiny_model, tmp_path / f"cache-{cache}", task, **{
+        "training.epochs": 2, "training.seed": 5, "teacher.run": str(tiny_runs[task]), "teacher.unlabeled": str(unlabeled),
+        "teacher.cache": cache}).metrics for cache in (True, False)}
+    cached, fly = students[True], students[False]
+    assert fly["teacher"]["cache"] is False and fly["teacher"]["unlabeled_examples"] == len(TEXTS) * 2
+    assert fly["train_loss"] == pytest.approx(cached["train_loss"], rel=1e-3)  # the same student (up to padding noise)
+    assert fly["test"][fly["primary_metric"]] == pytest.approx(cached["test"][cached["primary_metric"]], abs=1e-6)
+
+
+def test_an_augmented_student_learns_from_a_teacher_on_the_fly(tiny_model, tiny_runs, tmp_path, monkeypatch):
+    from peft_hub import recipes
+
+    messages, taught = [], []
+    loss = distill.Distillation.loss
+    monkeypatch.setattr(distill.Distillation, "loss", lambda self, model, inputs: taught.append(1) or loss(self, model, inputs))
+
+    data, source = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                          "output.dir": str(tmp_path / "out"), "training.epochs": 2,
+                                          "augment": [{"name": "token_dropout", "options": {"p": 1.0}}],
+                                          "teacher.run": str(tiny_runs["ner"]), "teacher.cache": False})
+    run = adapt.run(recipes.validate(data, source), quiet=True, echo=messages.append)
+    assert any("soft targets on the fly" in m for m in messages) and any("Augmenting" in m for m in messages), messages
+    assert run.metrics["teacher"]["cache"] is False and len(taught) == run.metrics["train_steps"] > 0  # every batch taught

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from conftest import SAMPLES
 from peft_hub import selftrain
@@ -28,10 +29,12 @@ def test_rounds_are_run_directories_and_resume(cli_runner, tiny_model, tmp_path,
         pool_path.write_text("a wonderful film\nthe worst meal ever\nfriendly staff and clean rooms\nboring and slow\n" * 5)
     out = tmp_path / "st"
     args = ["self-train", "--method", "lora", "--task", task, "--model", str(tiny_model), "--unlabeled", str(pool_path),
-            "--rounds", "2", "--threshold", "0", "--epochs", "1", "--output", str(out), "--quiet"]
+            "--rounds", "2", "--threshold", "0", "--epochs", "1", "--student-epochs", "2", "--output", str(out), "--quiet"]
     result = cli_runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert all((out / f"round-{r}" / "run.json").exists() for r in range(3))
+    epochs = [yaml.safe_load((out / f"round-{r}" / "recipe.yaml").read_text())["training"]["epochs"] for r in range(3)]
+    assert epochs == [1, 2, 2]  # the teacher as --epochs says, the students --student-epochs
     assert "Rounds:" in result.output and "round-0" in result.output and "round-2" in result.output  # the report of the rounds
     pseudo = [json.loads(line) for line in (out / "pseudo-1.jsonl").read_text().splitlines()]
     assert pseudo and all(0 <= p["confidence"] <= 1 for p in pseudo)
@@ -72,9 +75,20 @@ def test_bad_self_training_is_refused(cli_runner, tiny_model, tmp_path):
         (["--task", "ner", "--unlabeled", str(tmp_path / "missing.txt")], "self_train.unlabeled: " + repr(str(tmp_path / "missing.txt")) + " does not exist"),
         (["--task", "ner", "--unlabeled", str(SAMPLES / "ner" / "train.txt"), "--rounds", "0"], "self_train.rounds: must be at least 1"),
         (["--task", "ner", "--unlabeled", str(SAMPLES / "ner" / "train.txt"), "--threshold", "2"], "self_train.threshold: must be in [0, 1]"),
+        (["--task", "ner", "--unlabeled", str(SAMPLES / "ner" / "train.txt"), "--student-epochs", "0"], "self_train.student_epochs: must be more than 0"),
         (["--task", "qa", "--unlabeled", str(SAMPLES / "ner" / "train.txt")], "cannot label examples for self-training"),
     ]
     for extra, message in cases:
         result = cli_runner.invoke(cli, [*base, *extra])
         assert result.exit_code == 1 and message in result.output, (extra, result.output)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_pool_without_confident_pseudo_labels_stops_with_the_fix(cli_runner, tiny_model, tmp_path):
+    pool = tmp_path / "pool.txt"
+    pool.write_text("a wonderful film\nboring and slow\n" * 3)
+    out = tmp_path / "st"
+    result = cli_runner.invoke(cli, ["self-train", "--method", "lora", "--task", "classify", "--model", str(tiny_model),
+                                     "--unlabeled", str(pool), "--threshold", "1", "--epochs", "1", "--output", str(out), "--quiet"])
+    assert result.exit_code == 1 and "No pseudo-label" in result.output and "Lower self_train.threshold (e.g." in result.output, result.output
+    assert (out / "round-0" / "run.json").exists() and not (out / "round-1").exists()  # round 0 kept for a rerun
