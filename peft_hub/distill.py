@@ -130,22 +130,24 @@ def check_teacher(teacher: Any, task: Any, labels: list[str], tokenizer: Any) ->
 
 
 def teacher_logits(teacher: Any, features: list[dict], collator: Any, batch_size: int, quiet: bool = False) -> list[Any]:
-    """The teacher's logits for each feature (cut to its length for a token task)."""
+    """The teacher's logits for each feature (cut to its length for a token task), predicted in
+    batches of similar length (little padding), returned in the features' order."""
     from .models import model_outputs
     from .progress import track
 
     strip = ("labels", "teacher_logits", "teacher_mask")
-    starts = range(0, len(features), batch_size)
-    batches = (collator([{k: v for k, v in f.items() if k not in strip} for f in features[s : s + batch_size]]) for s in starts)
-    out: list[Any] = []
-    for start, result in zip(starts, track(model_outputs(teacher.model, batches), "Teacher predictions", len(starts), quiet)):
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    chunks = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    batches = (collator([{k: v for k, v in features[i].items() if k not in strip} for i in chunk]) for chunk in chunks)
+    out: list[Any] = [None] * len(features)
+    for chunk, result in zip(chunks, track(model_outputs(teacher.model, batches), "Teacher predictions", len(chunks), quiet)):
         logits = result.logits if hasattr(result, "logits") else None
         if logits is None or not hasattr(logits, "dim"):
             raise PeftHubError(f"The {teacher.resolved.task.name!r} task's model gives no single logits tensor: "
                                "distillation supports tasks with one prediction per token or per example.")
-        for row, feature in enumerate(features[start : start + batch_size]):
+        for row, i in enumerate(chunk):
             values = logits[row].float().cpu()
-            out.append(values[: len(feature["input_ids"])] if values.dim() == 2 else values)
+            out[i] = values[: len(features[i]["input_ids"])] if values.dim() == 2 else values
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import train_tiny
-from peft_hub import adapt, distill
+from peft_hub import adapt, distill, recipes, registry
 from peft_hub.cli import cli
 
 TEXTS = ["Anna Schmidt flew from Paris to Tokyo with Toyota .", "EU rejects German call to boycott British lamb .",
@@ -126,12 +126,9 @@ def test_a_teacher_on_the_fly_teaches_what_its_cached_logits_do(tiny_model, tiny
 
 
 def test_an_augmented_student_learns_from_a_teacher_on_the_fly(tiny_model, tiny_runs, tmp_path, monkeypatch):
-    from peft_hub import recipes
-
     messages, taught = [], []
     loss = distill.Distillation.loss
     monkeypatch.setattr(distill.Distillation, "loss", lambda self, model, inputs: taught.append(1) or loss(self, model, inputs))
-
     data, source = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
                                           "output.dir": str(tmp_path / "out"), "training.epochs": 2,
                                           "augment": [{"name": "token_dropout", "options": {"p": 1.0}}],
@@ -139,3 +136,20 @@ def test_an_augmented_student_learns_from_a_teacher_on_the_fly(tiny_model, tiny_
     run = adapt.run(recipes.validate(data, source), quiet=True, echo=messages.append)
     assert any("soft targets on the fly" in m for m in messages) and any("Augmenting" in m for m in messages), messages
     assert run.metrics["teacher"]["cache"] is False and len(taught) == run.metrics["train_steps"] > 0  # every batch taught
+
+
+@pytest.mark.parametrize("method", sorted(registry.methods()))
+def test_every_method_learns_from_a_teacher_and_self_trains(tiny_model, tiny_runs, tmp_path, method):
+    from peft_hub import runs
+
+    student = train_tiny(tiny_model, tmp_path / "student", "ner", method, **{
+        "training.max_steps": 2, "teacher.run": str(tiny_runs["ner"]), "teacher.cache": False,
+        "augment": [{"name": "token_dropout"}]})
+    assert student.metrics["teacher"]["cache"] is False and student.metrics["train_steps"] == 2
+    pool = tmp_path / "pool.txt"
+    pool.write_text("a wonderful film\nboring and slow\n" * 3)
+    data, source = recipes.compose(None, {"task.name": "classify", "method.name": method, "model.name": str(tiny_model),
+                                          "training.max_steps": 2, "self_train.unlabeled": str(pool), "self_train.rounds": 1,
+                                          "self_train.threshold": 0.0, "output.dir": str(tmp_path / "st")})
+    [(_, directory, _)] = list(runs.run(recipes.validate(data, source), echo=lambda m: None, quiet=True))
+    assert directory == tmp_path / "st" / "round-1" and (tmp_path / "st" / "pseudo-1.jsonl").read_text().count("\n") == 6
