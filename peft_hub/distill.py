@@ -161,6 +161,10 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
 
     teacher = load_run(config.run)
     check_teacher(teacher, task, labels, tokenizer)
+    collate = task.collator(tokenizer)
+    if teacher_logits(teacher, train.features[:1], collate, 1, quiet=True)[0].shape[-1] < 2:  # said before any training
+        raise PeftHubError(f"The teacher {teacher.directory} predicts one score per example (regression): there is no "
+                           "distribution to distill. Distillation needs a classification or token-labelling teacher.")
     unlabeled = []
     if config.unlabeled:
         texts = read_texts(config.unlabeled, config.text_field)[: config.max_unlabeled]
@@ -177,7 +181,7 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
         if i >= labelled:  # learnt from the teacher alone
             feature["labels"] = [-100] * len(feature["labels"]) if isinstance(feature["labels"], list) else -100
     if config.cache:
-        for feature, values in zip(features, teacher_logits(teacher, features, task.collator(tokenizer), 64, quiet)):
+        for feature, values in zip(features, teacher_logits(teacher, features, collate, 64, quiet)):
             feature["teacher_logits"] = values
     train.features = features  # an augmenting set leaves the unlabelled features (past its examples) as they are
     echo(f"Teacher {teacher.directory} ({teacher.resolved.method.name}): soft targets "

@@ -13,6 +13,7 @@ import torch
 from conftest import train_tiny
 from peft_hub import adapt, distill, recipes, registry
 from peft_hub.cli import cli
+from peft_hub.errors import PeftHubError
 
 TEXTS = ["Anna Schmidt flew from Paris to Tokyo with Toyota .", "EU rejects German call to boycott British lamb .",
          "The United Nations met in Geneva on Monday .", "Peter Blackburn visited the European Commission in Brussels ."]
@@ -153,3 +154,22 @@ def test_every_method_learns_from_a_teacher_and_self_trains(tiny_model, tiny_run
                                           "self_train.threshold": 0.0, "output.dir": str(tmp_path / "st")})
     [(_, directory, _)] = list(runs.run(recipes.validate(data, source), echo=lambda m: None, quiet=True))
     assert directory == tmp_path / "st" / "round-1" and (tmp_path / "st" / "pseudo-1.jsonl").read_text().count("\n") == 6
+
+
+def test_the_contract_tasks_distill_where_a_distribution_exists(tiny_model, tmp_path):
+    """Sentence pairs and relations (classification) learn from a teacher; QA's start/end pair and
+    a regression's one score are refused before training, with the reason."""
+    for task in ("pair", "relation"):
+        teacher = train_tiny(tiny_model, tmp_path / f"{task}-teacher", task, **{"training.max_steps": 2}).directory
+        student = train_tiny(tiny_model, tmp_path / f"{task}-student", task, **{"training.max_steps": 2, "teacher.run": str(teacher)})
+        assert student.metrics["teacher"]["run"] == str(teacher)
+    scores = tmp_path / "sts"
+    scores.mkdir()
+    for split in ("train", "dev"):
+        (scores / f"{split}.tsv").write_text("sentence1\tsentence2\tscore\n" + "a man plays\ta man plays music\t4.2\nit rains\ta dog runs\t0.4\n" * 4)
+    regression = {"data.path": str(scores), "task.options": {"target": "regression"}, "training.max_steps": 1}
+    refused = [("pair", regression, "regression"), ("qa", {"training.max_steps": 1}, "no single logits tensor")]
+    for task, overrides, message in refused:
+        teacher = train_tiny(tiny_model, tmp_path / f"{task}-{message}", task, **overrides).directory
+        with pytest.raises(PeftHubError, match=message):
+            train_tiny(tiny_model, tmp_path / "refused", task, **{**overrides, "teacher.run": str(teacher)})
