@@ -45,6 +45,8 @@ run_set() {  # name recipe task labelled-count training-file augmenters student-
     local o="$OUT/$name/$seed" common=("$recipe" training.seed="$seed" data.max_eval_samples="$EVAL" --quiet)
     [ -f "$o/plain/run.json" ] || .venv/bin/peft-hub run "${common[@]}" output.dir="$o/plain" output.overwrite=true > /dev/null
     [ -f "$o/augment/run.json" ] || .venv/bin/peft-hub run "${common[@]}" "augment=$augment" output.dir="$o/augment" output.overwrite=true > /dev/null
+    # self-training's round 0 is the plain run (the same recipe and seed): reused, not trained again
+    [ -d "$o/self-train/round-0" ] || { mkdir -p "$o/self-train" && cp -r "$o/plain" "$o/self-train/round-0"; }
     [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub run "${common[@]}" self_train.unlabeled="$pool" self_train.student_epochs="$student" \
         output.dir="$o/self-train" > /dev/null
     [ -f "$o/teacher-full/run.json" ] || .venv/bin/peft-hub run "${common[@]}" method.name=full output.dir="$o/teacher-full" output.overwrite=true > /dev/null
