@@ -59,16 +59,21 @@ case $PART in
   conll|all) run_set conll fewlabel/conll200 ner 200 "$D/conll2003/train.txt" "[{name: mention_replace}, {name: token_dropout}]" 3 ;;&
   sst2|all) run_set sst2 fewlabel/sst2_64 classify 64 "$D/sst2/stsa.binary.train" "[{name: eda}]" 3 ;;
 esac
-.venv/bin/python - "$OUT" $SEEDS <<'PY'
+.venv/bin/python - "$OUT" "$D" "$POOL" $SEEDS <<'PY'
 import json, statistics, sys
 from pathlib import Path
-out, seeds = Path(sys.argv[1]), sys.argv[2:]
-variants = [("plain", "plain LoRA"), ("augment", "+ augmentation"), ("self-train/round-3", "self-training, 3 rounds"),
+from seqeval.metrics import f1_score
+from peft_hub import registry
+from peft_hub.recipes import DataConfig
+out, data, pool, seeds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+registry.load_plugins()
+variants = [("plain", "plain LoRA"), ("augment", "+ augmentation"), ("self-train/round-1", "self-training, round 1"),
+            ("self-train/round-2", "self-training, round 2"), ("self-train/round-3", "self-training, 3 rounds"),
             ("teacher-full", "(teacher: full fine-tuning)"), ("distill", "distilled from the teacher")]
-for name in ("conll", "sst2"):
+sets = {"conll": ("f1", "ner", data / "conll2003/train.txt", 200), "sst2": ("accuracy", "classify", data / "sst2/stsa.binary.train", 64)}
+for name, (metric, task_name, train, n) in sets.items():
     if not (out / name).is_dir():
         continue
-    metric = "f1" if name == "conll" else "accuracy"
     print(f"\n{name}: test {metric}, mean +- std over seeds {', '.join(seeds)}\n\n| variant | " + " | ".join(seeds) + " | mean +- std |")
     print("|---|" + "---:|" * (len(seeds) + 1))
     for path, label in variants:
@@ -77,4 +82,29 @@ for name in ("conll", "sst2"):
         if scores:
             spread = f" +- {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""
             print(f"| {label} | " + " | ".join(f"{x:.4f}" for x in scores) + f" | **{statistics.mean(scores):.4f}**{spread} |")
+    # the pseudo-labels against the pool's own gold labels, which no run saw
+    task = registry.get_task(task_name)
+    examples = task.read_data(DataConfig(train=str(train), validation_split=0), task.Options())["train"][n : n + pool]
+    if task_name == "ner":
+        gold = {" ".join(e.tokens): e.tags for e in examples}
+        print(f"\n{name} pseudo-labels (kept of {pool:,}; entity F1 against the gold tags; share of sentences with an entity, gold pool: "
+              f"{sum(any(t != 'O' for t in g) for g in gold.values()) / len(gold):.2f})\n\n| seed | round | kept | entity F1 | with an entity |\n|---|---:|---:|---:|---:|")
+    else:
+        gold = {e.text: e.label for e in examples}
+        print(f"\n{name} pseudo-labels (kept of {pool:,}; accuracy against the gold labels)\n\n| seed | round | kept | accuracy | classes |\n|---|---:|---:|---:|---|")
+    for s in seeds:
+        for r in (1, 2, 3):
+            file = out / name / s / "self-train" / f"pseudo-{r}.jsonl"
+            if not file.exists():
+                continue
+            rows = [json.loads(line) for line in file.read_text().splitlines()]
+            if task_name == "ner":
+                pairs = [(gold[" ".join(x["tokens"])], x["tags"]) for x in rows if " ".join(x["tokens"]) in gold]
+                quality = f1_score([g for g, _ in pairs], [p for _, p in pairs]) if pairs else float("nan")
+                extra = f"{sum(any(t != 'O' for t in p) for _, p in pairs) / max(len(pairs), 1):.2f}"
+            else:
+                pairs = [(gold[x["text"]], x["label"]) for x in rows if x["text"] in gold]
+                quality = sum(g == p for g, p in pairs) / max(len(pairs), 1)
+                extra = ", ".join(f"{k}: {sum(p == k for _, p in pairs)}" for k in sorted({p for _, p in pairs}))
+            print(f"| {s} | {r} | {len(rows):,} | {quality:.4f} | {extra} |")
 PY

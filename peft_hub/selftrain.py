@@ -25,12 +25,16 @@ from .rundir import Echo
 
 def read_pool(config: Any, task: Any, labels: list[str], options: Any) -> list:
     """The pool as the task's examples: a labelled file read by the task (labels ignored), else
-    one text per line (or per JSONL object)."""
+    one text per line (or per JSONL object). A file is taken as labelled only when the task reads
+    it with labels of the run's label set: plain text that a reader can parse (a first word read
+    as a label) stays text."""
     from .embeddings import read_texts
     from .recipes import DataConfig
 
     try:
         examples = task.read_data(DataConfig(train=config.unlabeled, validation_split=0), options)["train"]
+        if not set(task.labels({"train": examples})) <= set(labels):
+            raise ValueError("not labelled with this run's labels")
     except (PeftHubError, KeyError, ValueError):
         try:
             examples = [task.unlabeled_example(t, labels) for t in read_texts(config.unlabeled, config.text_field) if t.strip()]

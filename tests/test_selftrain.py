@@ -40,6 +40,8 @@ def test_rounds_are_run_directories_and_resume(cli_runner, tiny_model, tmp_path,
     assert pseudo and all(0 <= p["confidence"] <= 1 for p in pseudo)
     if task == "ner":
         assert all(len(p["tokens"]) == len(p["tags"]) for p in pseudo)
+    else:  # plain text stays whole: no first word read as a label
+        assert {p["text"] for p in pseudo} <= set(pool_path.read_text().splitlines())
     first = (out / "round-1" / "run.json").stat().st_mtime
     (out / "round-2" / "run.json").unlink()  # round 2 did not finish: only it runs again
     import shutil
