@@ -5,11 +5,12 @@
 # for each, from the committed recipes fewlabel/conll200 and fewlabel/sst2_64 and their overrides:
 # plain LoRA | + augmentation | self-training (3 rounds) | distillation from a full fine-tuned
 # teacher trained on the same few labels (its soft targets on labelled + pool text).
-#   bash benchmarks/fewlabel.sh [conll|sst2|all]      # finished runs are kept; rerun to resume
+#   bash benchmarks/fewlabel.sh [conll|sst2|all]   # finished runs are kept; rerun to resume. About 4
+#   core-hours; seeds run side by side with SEEDS=43 bash benchmarks/fewlabel.sh conll & (one per seed)
 # POOL caps the pool (pseudo-labelled / distilled examples per round); EVAL caps dev and test.
-# Students (self-training rounds 1-3, distillation), which see the pool too, train 3 epochs; the
-# runs on the labelled data alone (plain, augment, teacher, self-training's round 0) train as the
-# recipe says (CoNLL 200 sentences 20 epochs, SST-2 64 examples 10).
+# Students, which see the pool too (self-training rounds 1-3, as the recipes' self_train.student_epochs
+# says, and distillation), train 3 epochs; the runs on the labelled data alone (plain, augment,
+# teacher, self-training's round 0) as the recipe says (CoNLL's 200 sentences 20, SST-2's 64 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -47,7 +48,7 @@ run_set() {  # name recipe task labelled-count training-file augmenters student-
     [ -f "$o/augment/run.json" ] || .venv/bin/peft-hub run "${common[@]}" "augment=$augment" output.dir="$o/augment" output.overwrite=true > /dev/null
     # self-training's round 0 is the plain run (the same recipe and seed): reused, not trained again
     [ -d "$o/self-train/round-0" ] || { mkdir -p "$o/self-train" && cp -r "$o/plain" "$o/self-train/round-0"; }
-    [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub run "${common[@]}" self_train.unlabeled="$pool" self_train.student_epochs="$student" \
+    [ -f "$o/self-train/round-3/run.json" ] || .venv/bin/peft-hub run "${common[@]}" self_train.unlabeled="$pool" \
         output.dir="$o/self-train" > /dev/null
     [ -f "$o/teacher-full/run.json" ] || .venv/bin/peft-hub run "${common[@]}" method.name=full output.dir="$o/teacher-full" output.overwrite=true > /dev/null
     [ -f "$o/distill/run.json" ] || .venv/bin/peft-hub run "${common[@]}" teacher.run="$o/teacher-full" teacher.unlabeled="$pool" \
