@@ -294,9 +294,9 @@ def self_train(unlabeled, rounds, threshold, student_epochs, balance, max_unlabe
     self_train section (self_train.text_field=... and the rest as KEY=VALUE)."""
     from . import report as reports
 
-    flags = {**adapt_flags(values), "self_train.unlabeled": unlabeled, "self_train.rounds": rounds,
-             "self_train.threshold": threshold, "self_train.student_epochs": student_epochs, "self_train.balance": balance, "self_train.max_unlabeled": max_unlabeled,
-             "self_train.skip_unlabeled": skip_unlabeled}
+    section = {"unlabeled": unlabeled, "rounds": rounds, "threshold": threshold, "student_epochs": student_epochs,
+               "balance": balance, "max_unlabeled": max_unlabeled, "skip_unlabeled": skip_unlabeled}
+    flags = {**adapt_flags(values), **{f"self_train.{key}": value for key, value in section.items()}}
     if recipe is None and not (flags["method.name"] and flags["task.name"]):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
     if num_processes:

@@ -157,7 +157,7 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
     feature's teacher mask, and the teacher's cached logits (``config.cache``); returns it and the
     teacher model to predict on the fly (None when cached). ``config`` is the recipe's ``teacher``."""
     from .adapt import load_run
-    from .embeddings import read_texts
+    from .data import read_unlabeled
 
     teacher = load_run(config.run)
     check_teacher(teacher, task, labels, tokenizer)
@@ -167,12 +167,7 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
                            "distribution to distill. Distillation needs a classification or token-labelling teacher.")
     unlabeled = []
     if config.unlabeled:
-        texts = read_texts(config.unlabeled, config.text_field)[: config.max_unlabeled]
-        try:
-            examples = [task.unlabeled_example(text, labels) for text in texts if text.strip()]
-        except NotImplementedError:
-            raise PeftHubError(f"The {task.name!r} task cannot read unlabeled text (it has no unlabeled_example): "
-                               "drop teacher.unlabeled.") from None
+        examples = read_unlabeled(config.unlabeled, task, labels, options, text_field=config.text_field, limit=config.max_unlabeled)
         unlabeled = task.encode(examples, tokenizer, labels, options)
     labelled = len(train.features)
     features = [dict(f) for f in train.features] + [dict(f) for f in unlabeled]

@@ -127,7 +127,7 @@ class TeacherConfig(Options):
     run: str | None = option(None, "A finished run (directory or hub name) of the same task and label set whose soft predictions the student also learns (knowledge distillation).")
     temperature: float = option(2.0, "Softmax temperature of teacher and student in the distillation loss.")
     alpha: float = option(0.5, "Weight of the distillation loss; 1 - alpha weighs the labels' cross-entropy.")
-    unlabeled: str | None = option(None, "Unlabelled text (a .txt file, one text per line, or JSONL) the student also learns the teacher's predictions on.")
+    unlabeled: str | None = option(None, "Unlabelled text the student also learns the teacher's predictions on: a text file (one text per line), JSONL, or labelled data whose labels are ignored.")
     text_field: str = option("text", "JSONL key holding the unlabelled text.")
     max_unlabeled: int | None = option(None, "Use only the first N unlabelled texts.")
     cache: bool = option(True, "Compute the teacher's predictions once, before training (true), or for every batch (false: the teacher stays in memory and costs a forward pass per step; needed with augment, whose inputs change each epoch).")

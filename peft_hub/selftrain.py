@@ -19,31 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .data import read_unlabeled
 from .errors import DataError, PeftHubError
 from .rundir import Echo
-
-
-def read_pool(config: Any, task: Any, labels: list[str], options: Any) -> list:
-    """The pool as the task's examples: a labelled file read by the task (labels ignored), else
-    one text per line (or per JSONL object). A file is taken as labelled only when the task reads
-    it with labels of the run's label set: plain text that a reader can parse (a first word read
-    as a label) stays text."""
-    from .embeddings import read_texts
-    from .recipes import DataConfig
-
-    try:
-        examples = task.read_data(DataConfig(train=config.unlabeled, validation_split=0), options)["train"]
-        if not set(task.labels({"train": examples})) <= set(labels):
-            raise ValueError("not labelled with this run's labels")
-    except (PeftHubError, KeyError, ValueError):
-        try:
-            examples = [task.unlabeled_example(t, labels) for t in read_texts(config.unlabeled, config.text_field) if t.strip()]
-        except NotImplementedError:
-            raise PeftHubError(f"The {task.name!r} task cannot read unlabeled text: it cannot self-train.") from None
-    examples = examples[config.skip_unlabeled :][: config.max_unlabeled]
-    if not examples:
-        raise DataError(f"The unlabeled pool {config.unlabeled} holds no examples (after skipping {config.skip_unlabeled}).")
-    return examples
 
 
 def select(scored: list[tuple[Any, float, str | None]], threshold: float, balance: bool) -> list[tuple[Any, float]]:
@@ -97,7 +75,8 @@ def _pseudo_labels(teacher_dir: Path, config: Any, task: Any, options: Any, reco
     from . import adapt
 
     teacher = adapt.load_run(teacher_dir)
-    pool = read_pool(config, task, teacher.labels, options)
+    pool = read_unlabeled(config.unlabeled, task, teacher.labels, options, text_field=config.text_field,
+                          skip=config.skip_unlabeled, limit=config.max_unlabeled)
     scored = task.pseudo_label(teacher.model, teacher.tokenizer, pool, teacher.labels, options)
     kept = select(scored, config.threshold, config.balance)
     if not kept:  # a student would only repeat its teacher

@@ -173,3 +173,16 @@ def test_the_contract_tasks_distill_where_a_distribution_exists(tiny_model, tmp_
         teacher = train_tiny(tiny_model, tmp_path / f"{task}-{message}", task, **overrides).directory
         with pytest.raises(PeftHubError, match=message):
             train_tiny(tiny_model, tmp_path / "refused", task, **{**overrides, "teacher.run": str(teacher)})
+
+
+def test_a_labelled_file_is_unlabelled_text_for_the_student(tiny_model, tiny_runs, tmp_path):
+    from conftest import SAMPLES
+    from peft_hub.data import read_unlabeled
+
+    pool = SAMPLES / "ner" / "train.txt"  # CoNLL columns: read by the task, its tags ignored
+    teacher = adapt.load_run(tiny_runs["ner"])
+    sentences = read_unlabeled(str(pool), teacher.resolved.task, teacher.labels, teacher.resolved.task_options)
+    assert sentences and all(" " not in token for e in sentences for token in e.tokens)  # sentences, not lines of columns
+    student = train_tiny(tiny_model, tmp_path / "student", "ner", **{"training.max_steps": 1, "teacher.run": str(tiny_runs["ner"]),
+                                                                    "teacher.unlabeled": str(pool)})
+    assert student.metrics["teacher"]["unlabeled_examples"] == len(sentences)
