@@ -19,16 +19,7 @@ mkdir -p "$OUT" "$DERIVED"
 DATA=(data.max_train_samples=10000 data.max_eval_samples=2000 training.seed=42 --quiet)
 [ -f "$TEACHER/run.json" ] || .venv/bin/peft-hub run ner/minilm_full "${DATA[@]}" output.dir="$TEACHER" output.overwrite=true > /dev/null
 POOL="$DERIVED/conll-rest.txt"
-[ -s "$POOL" ] || .venv/bin/python - "$D/conll2003/train.txt" "$POOL" <<'PY'
-import sys
-from peft_hub import registry
-from peft_hub.recipes import DataConfig
-registry.load_plugins()
-task = registry.get_task("ner")
-rest = task.read_data(DataConfig(train=sys.argv[1], validation_split=0), task.Options())["train"][10000:]
-with open(sys.argv[2], "w", encoding="utf-8") as f:
-    f.writelines(" ".join(e.tokens) + "\n" for e in rest)
-PY
+[ -s "$POOL" ] || .venv/bin/python benchmarks/pool_text.py ner "$D/conll2003/train.txt" 10000 0 "$POOL"
 run() {  # name overrides...
   local name=$1; shift
   [ -f "$OUT/$name/run.json" ] || .venv/bin/peft-hub run ner/minilm_lora_r4 "${DATA[@]}" "$@" output.dir="$OUT/$name" output.overwrite=true > /dev/null

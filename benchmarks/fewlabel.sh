@@ -23,25 +23,10 @@ PART=${1:-all}
 DERIVED=${DERIVED:-/tmp/peft-hub-fewlabel}   # the pools as plain text: derived data stays out of the repository
 mkdir -p "$OUT" "$DERIVED"
 
-pool_text() {  # the training file without its first N examples, as plain text (what a user's pool is)
-  .venv/bin/python - "$@" <<'PY'
-import sys
-from peft_hub import registry
-from peft_hub.recipes import DataConfig
-task_name, train, skip, limit, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-registry.load_plugins()
-task = registry.get_task(task_name)
-examples = task.read_data(DataConfig(train=train, validation_split=0), task.Options())["train"][skip : skip + limit]
-with open(out, "w", encoding="utf-8") as f:
-    for e in examples:
-        f.write((" ".join(e.tokens) if hasattr(e, "tokens") else e.text) + "\n")
-PY
-}
-
 run_set() {  # name recipe task labelled-count training-file augmenters student-epochs
   local name=$1 recipe=$2 task=$3 n=$4 train=$5 augment=$6 student=$7
   local pool="$DERIVED/$name-pool.txt"
-  [ -s "$pool" ] || pool_text "$task" "$train" "$n" "$POOL" "$pool"
+  [ -s "$pool" ] || .venv/bin/python benchmarks/pool_text.py "$task" "$train" "$n" "$POOL" "$pool"
   for seed in $SEEDS; do
     local o="$OUT/$name/$seed" common=("$recipe" training.seed="$seed" data.max_eval_samples="$EVAL" --quiet)
     [ -f "$o/plain/run.json" ] || .venv/bin/peft-hub run "${common[@]}" output.dir="$o/plain" output.overwrite=true > /dev/null
