@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     from peft_hub import models, recipes
     from peft_hub.adapt import hold_out_dev, limit_samples
     from peft_hub.tasks import Evaluation
-    from peft_hub.train import FeatureDataset
+    from peft_hub.features import FeatureDataset
 
     flags = {"task.name": args.task, "method.name": "full", "model.name": args.model,
              "data.max_train_samples": args.max_train_samples}

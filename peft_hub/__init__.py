@@ -22,7 +22,7 @@ from .data import (
     read_lines,
     split_files,
 )
-from .augment import Augmenter, AugmenterOptions, share
+from .augment import Augmenter, AugmenterOptions
 from .embeddings import alignment_uniformity, bi_encoder_class, encode, encoder_class, pool, sts_scores
 from .errors import DataError, ModelError, PeftHubError, RecipeError, RunDirError, UnknownNameError
 from .heads import Head
@@ -38,7 +38,7 @@ from .scoring import accuracy_macro_f1, label_set, labelled
 from .tasks import Evaluation, Splits, Task
 from .text import split_sentences
 
-__version__ = "0.1.0"
+from .version import PLUGIN_API, __version__
 
 __all__ = [
     # writing a plugin
@@ -50,7 +50,6 @@ __all__ = [
     "Objective",
     "Augmenter",
     "AugmenterOptions",
-    "share",
     "Head",
     "Evaluation",
     "Splits",
@@ -103,4 +102,6 @@ __all__ = [
     "RunDirError",
     "UnknownNameError",
     "__version__",
+    # the plugin API version this peft-hub implements (a plugin module declares PEFT_HUB_API = PLUGIN_API)
+    "PLUGIN_API",
 ]

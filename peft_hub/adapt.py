@@ -15,21 +15,21 @@ A run directory holds::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import guard, models, recipes, rundir
+from . import guard, models, rundir
 from .errors import DataError, RunDirError
 from .progress import track
 from .recipes import DataConfig, Resolved
 from .rundir import Echo
-from .runs import begin, cost_metrics, count_parameters
+from .finished import LoadedRun, load_run
+from .stage import begin, cost_metrics, count_parameters
 
 
 def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
@@ -97,6 +97,19 @@ def check_empty(features: list[dict], tokenizer: Any, echo: Echo) -> None:
         echo(f"WARNING: {empty:,} of the {len(features):,} training examples are empty after tokenization; they teach nothing.")
 
 
+def training_batches(features: list[dict], collator: Any, batch_size: int, seed: int, model: Any) -> Iterator[dict]:
+    """Collated training batches in an order shuffled with ``seed``, on ``model``'s device, made only
+    as they are taken (what :meth:`peft_hub.Method.prepare` reads)."""
+    import random
+
+    order = list(range(len(features)))
+    random.Random(seed).shuffle(order)
+    device = next(model.parameters()).device
+    for start in range(0, len(order), batch_size):
+        batch = collator([features[i] for i in order[start : start + batch_size]])
+        yield {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
 def _prefixed(metrics: dict, prefix: str) -> dict:
     """Trainer reports ``eval_f1``; keep the task's own names (``f1``) in metrics.json."""
     skip = {"runtime", "samples_per_second", "steps_per_second", "num_input_tokens_seen"}
@@ -118,55 +131,23 @@ def _encode(task: Any, examples: list, tokenizer: Any, labels: list[str], option
     return features
 
 
-@dataclass
-class LoadedRun:
-    resolved: Resolved
-    model: Any
-    tokenizer: Any
-    labels: list[str]
-    directory: Path
-    metrics: dict | None = None
-
-    def predict(self, inputs: list[str | dict[str, str]]) -> list:
-        """Predictions for ``inputs``: dicts of the task's ``input_fields``, or plain texts for a
-        task whose input is one text."""
-        task = self.resolved.task
-        return task.predict(self.model, self.tokenizer, [as_input(task, i) for i in inputs], self.labels,
-                            self.resolved.task_options)
-
-
-def as_input(task: Any, value: str | dict[str, str]) -> dict[str, str]:
-    """One ``predict`` input as a dict of the task's ``input_fields``; a plain string stands for
-    the only field of a one-text task."""
-    fields = task.input_fields
-    if isinstance(value, str):
-        if len(fields) != 1:
-            raise DataError(f"The {task.name!r} task takes {len(fields)} texts per input ({', '.join(fields)}), "
-                            f"got one: {value[:80]!r}. Give them all.")
-        return {fields[0]: value}
-    missing = [f for f in fields if not isinstance(value.get(f), str)]
-    if missing:
-        raise DataError(f"A {task.name!r} input needs the text field(s) {', '.join(fields)}; "
-                        f"missing or not text: {', '.join(missing)} (got keys {sorted(value)}).")
-    return {f: value[f] for f in fields}
-
-
 def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_train: list | None = None) -> LoadedRun:
     """Train, evaluate and save one ``adapt`` run; returns the trained run (``.metrics`` holds
     what metrics.json holds). ``extra_train``: examples trained on beside the data's (self-training's
     pseudo-labels)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
-    from .train import FeatureDataset, default_head_rate, head_input_rms, task_trainer, train_resumably
+    from .train import FeatureDataset, default_head_rate, head_input_rms, task_trainer, train_resumably, tuned_options
 
     started = begin(resolved, f"{task.name}-{method.name}", echo)
     out, echo, main, model_path, tokenizer = started.out, started.echo, started.main, started.model_path, started.tokenizer
 
-    splits = task.read_data(data_config_or_sample(resolved, echo), resolved.task_options)
+    data = data_config_or_sample(resolved, echo)
+    splits = task.read_data(data, resolved.task_options)
     splits = hold_out_dev(splits, recipe.data.validation_split, recipe.training.seed, echo)
     splits = limit_samples(task, splits, recipe.data, echo)
     if extra_train:
         splits["train"] = [*splits["train"], *extra_train]
-    labels = task.labels(splits)
+    labels = task.labels(splits, data)
     check_training_labels(task, splits["train"], labels)
     base_tokens = len(tokenizer)
     task.prepare_tokenizer(tokenizer, resolved.task_options)
@@ -201,6 +182,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
         rms = head_input_rms(model, heads, task.collator(tokenizer)(features["train"].features[:16]))
         head_lr, why = default_head_rate(resolved.learning_rate, rms), f"its input's RMS is {rms or 0:.3g}"
     model = method.apply(model, resolved.method_options, task)
+    method.prepare(model, resolved.method_options, training_batches(features["train"].features, task.collator(tokenizer),
+                                                                    recipe.training.batch_size, recipe.training.seed, model))
     trainable, total = count_parameters(model)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); "
          f"learning rate {resolved.learning_rate:g}, head ({', '.join(heads)}) {head_lr:.3g} ({why})")
@@ -215,7 +198,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
 
         features["train"], teacher = distill.attach(recipe.teacher, task, resolved.task_options, tokenizer, labels,
                                                     features["train"], echo, quiet)
-        distillation = distill.Distillation(recipe.teacher.temperature, recipe.teacher.alpha, teacher)
+        distillation = distill.Distillation(task, recipe.teacher.temperature, recipe.teacher.alpha, teacher)
     trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet,
                            learning_rates=dict.fromkeys(head, head_lr), early_stopping=dev is not None, distillation=distillation)
     result = train_resumably(trainer, recipe.output.resume, out)
@@ -228,6 +211,10 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
         metrics["dev"] = _prefixed(best[-1], "eval_")
     elif dev is not None:
         metrics["dev"] = _prefixed(trainer.evaluate(eval_dataset=dev, metric_key_prefix="dev"), "dev_")
+    tuned = tuned_options(trainer)
+    if tuned:  # options learnt on dev (a decision threshold): test is scored, and the run predicts, with them
+        resolved.task_options = dataclasses.replace(resolved.task_options, **tuned)
+        echo("Tuned on dev: " + ", ".join(f"{k}={v}" for k, v in tuned.items() if v is not None))
     if "test" in features:
         metrics["test"] = _prefixed(trainer.evaluate(eval_dataset=features["test"], metric_key_prefix="test"), "test_")
     metrics.update(
@@ -256,98 +243,6 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     return LoadedRun(resolved, model, tokenizer, labels, out, metrics)
 
 
-# -- reloading a run ------------------------------------------------------------------------------
-
-
-def check_run(directory: Path, expect_task: str | None = None) -> tuple[dict, list[str]]:
-    """(run.json, labels) of a finished ``adapt`` run whose weights match their recorded sha256;
-    a clear error for anything else (no run, a pretrain output, another task, damaged files)."""
-    info_path = directory / "run.json"
-    if not info_path.exists():
-        what = "is not a directory" if not directory.is_dir() else "holds no finished run (no run.json)"
-        raise RunDirError(f"{directory} {what}. Pass the --output directory of a finished `peft-hub adapt`"
-                          " or the name of a hub entry (peft-hub hub list).")
-    info = rundir.read_run_file(directory, "run.json", json.loads)
-    if not isinstance(info, dict):
-        raise RunDirError(f"{info_path} is damaged (not a JSON object). Restore it from a copy of the run, or run it again.")
-    if info.get("kind") == "pretrain":
-        raise RunDirError(
-            f"{directory} is the output of `peft-hub pretrain` (a model, with no task head). "
-            f"Adapt it to a task first: peft-hub adapt --model {directory} --method lora --task ner --data DIR"
-        )
-    if expect_task and info.get("task") != expect_task:
-        raise RunDirError(
-            f"{directory} is a {info.get('task')!r} run, not a {expect_task!r} run. "
-            f"Pass a {expect_task!r} run, or drop --task to use this one as it is."
-        )
-    if "base_model" not in info:
-        raise RunDirError(f"{info_path} is damaged (no base_model). Restore it from a copy of the run, or run it again.")
-    labels = rundir.read_run_file(directory, "labels.json", json.loads)
-    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-        raise RunDirError(f"{directory / 'labels.json'} is damaged (expected a list of label names). Restore it, or run it again.")
-    rundir.verify_weights(directory, info.get("sha256", {}))  # runs saved before checksums have none to check
-    return info, labels
-
-
-def label_difference(mine: list[str], theirs: list[str]) -> str | None:
-    """How two label lists differ, for a message (None: they are the same, in the same order)."""
-    if mine == theirs:
-        return None
-    only = sorted(set(mine) ^ set(theirs))
-    return f"{', '.join(only[:6])} in one only" if only else "the same, in another order"
-
-
-@dataclass
-class RunRecord:
-    """What a finished ``adapt`` run recorded, checked: run.json, its labels, its validated recipe."""
-
-    directory: Path
-    info: dict
-    labels: list[str]
-    resolved: Resolved
-
-    @property
-    def base(self) -> str:
-        """The base model it was trained on, on this machine (resolved again when the run moved)."""
-        base = self.info["base_model"]
-        return base if os.path.exists(base) else models.resolve(self.resolved.recipe.model.name)
-
-
-def open_run(directory: str | Path, expect_task: str | None = None) -> RunRecord:
-    """A finished ``adapt`` run (a directory or a hub entry's name), checked as :func:`check_run`
-    does, with its recipe validated; no model is loaded."""
-    from . import hub
-
-    directory = hub.locate(directory)
-    info, labels = check_run(directory, expect_task)
-    data = rundir.read_run_file(directory, "recipe.yaml", recipes.safe_yaml)
-    return RunRecord(directory, info, labels, recipes.validate(data if isinstance(data, dict) else {}, str(directory / "recipe.yaml")))
-
-
-def load_run(directory: str | Path, expect_task: str | None = None, full_precision: bool = False) -> LoadedRun:
-    """Rebuild the trained model of a finished ``adapt`` run (a directory or a hub entry's name),
-    in eval mode: on a base quantized as in training, or in full precision with ``full_precision``
-    (for merging)."""
-    from . import hub
-
-    run = open_run(directory, expect_task)
-    directory, labels, resolved, base = run.directory, run.labels, run.resolved, run.base
-    hub.check_base(run, base)
-    models.quiet_libraries()
-    tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
-    quant = "none" if full_precision else resolved.recipe.model.quantization
-    model = resolved.task.build_model(base, labels, trust_remote_code=resolved.recipe.model.trust_remote_code,
-                                      **models.quantization_kwargs(quant, resolved.task.keep_full_precision))
-    model = models.prepare_quantized(model, quant)
-    try:
-        model = resolved.method.load(model, directory / "adapter", resolved.method_options, resolved.task)
-    except (OSError, ValueError, RuntimeError) as exc:  # e.g. a weight file the checksums did not cover
-        raise RunDirError(f"{directory / 'adapter'} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}). "
-                          "Restore it from a copy of the run, or run it again.") from None
-    model.eval()
-    return LoadedRun(resolved, model, tokenizer, labels, directory)
-
-
 def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     """Fold a run's method into the base weights: a plain transformers model + tokenizer that
     loads with ``AutoModelFor....from_pretrained``. Raises for methods that cannot merge."""
@@ -364,9 +259,22 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
     return output
 
 
-def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False, expect_task: str | None = None) -> dict:
-    """Scores of a finished run on every split of ``data``."""
-    loaded = load_run(run_dir, expect_task)
+def scoring_data(data: str, fmt: str = "auto", max_eval_samples: int | None = None) -> DataConfig:
+    """What ``evaluate --data`` scores: every split of a directory, or one file as it is (whatever
+    its name says)."""
+    path = Path(data)
+    if path.is_file():
+        return DataConfig(train=data, format=fmt, max_eval_samples=max_eval_samples)
+    if not path.exists() and os.sep in data:
+        raise DataError(f"--data {data!r} does not exist. Give a data directory or a file.")
+    return DataConfig(path=data, format=fmt, max_eval_samples=max_eval_samples)
+
+
+def evaluate(run_dir: str | Path, data: DataConfig, quiet: bool = False, expect_task: str | None = None,
+             task_options: dict[str, Any] | None = None) -> dict:
+    """Scores of a finished run on every split of ``data`` (``task_options`` replace some of the
+    run's, e.g. its tuned threshold)."""
+    loaded = load_run(run_dir, expect_task, task_options=task_options)
     task = loaded.resolved.task
     splits = task.read_data(data, loaded.resolved.task_options)
     splits = limit_samples(task, splits, data, (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))

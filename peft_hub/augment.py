@@ -1,4 +1,4 @@
-"""What a data augmenter is, and how ``adapt`` applies augmenters: on the fly, to the training
+"""What a data augmenter is (it declares the example shapes it changes, not task names), and how ``adapt`` applies augmenters: on the fly, to the training
 examples only, drawn again every epoch, never changing the data files. Concrete augmenters live in
 plugins and register through :func:`peft_hub.hookspecs.register_augmenters`; a recipe lists them::
 
@@ -17,21 +17,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .options import Options, option
-from .train import FeatureDataset
-
-
-def share(name: str, value: float, below_one: bool = False) -> list[str]:
-    """The error for a probability or share outside [0, 1] (or [0, 1) with ``below_one``)."""
-    fits = 0 <= value < 1 if below_one else 0 <= value <= 1
-    return [] if fits else [f"{name}: must be in [0, {'1)' if below_one else '1]'}, got {value}"]
+from .features import FeatureDataset
 
 
 @dataclass
 class AugmenterOptions(Options):
-    p: float = option(0.5, "Probability that a training example is changed by this augmenter, drawn again each epoch.")
-
-    def check(self) -> list[str]:
-        return share("p", self.p)
+    p: float = option(0.5, "Probability that a training example is changed by this augmenter, drawn again each epoch.", low=0, high=1)
 
 
 class Augmenter:
@@ -41,9 +32,9 @@ class Augmenter:
     description: ClassVar[str] = ""
     #: Options of the augmenter (subclass :class:`AugmenterOptions`, which brings ``p``).
     Options: ClassVar[type[Options]] = AugmenterOptions
-    #: The tasks whose examples it understands (their ``name``); a recipe pairing it with another
-    #: task is refused by ``validate``.
-    tasks: ClassVar[tuple[str, ...]] = ()
+    #: The example shapes it changes (see :attr:`peft_hub.Task.example_shape`: ``text``, ``tokens``,
+    #: ``pair`` ...); a recipe pairing it with a task of another shape is refused by ``validate``.
+    shapes: ClassVar[tuple[str, ...]] = ()
 
     def fit(self, examples: list, options: Any) -> Any:
         """What the augmenter learns from the training examples once, before training (e.g. the

@@ -185,9 +185,7 @@ def _model_class() -> type:
 
 
 @functools.cache
-def combine(names: tuple[str, ...]) -> Combined:
+def combine(parts: tuple[Objective, ...]) -> Combined:
     """The objective ``a+b``: the registered objectives ``a`` and ``b`` together (one instance per
     combination, so that its options class stays the same)."""
-    from .registry import get_objective
-
-    return Combined([get_objective(name) for name in names])
+    return Combined(list(parts))

@@ -212,30 +212,3 @@ def load_dataset_splits(spec: str) -> dict[str, Any]:
         return {"train": loaded}
     aliases = {name: split for split, names in SPLIT_NAMES.items() for name in names}
     return {aliases.get(name, name): ds for name, ds in loaded.items()}
-
-
-def read_unlabeled(source: str, task: Any, labels: list[str], options: Any, *, text_field: str = "text", skip: int = 0,
-                   limit: int | None = None) -> list:
-    """An unlabelled pool (self-training's, or distillation's unlabelled text) as ``task``'s
-    examples, their labels placeholders: a labelled file the task reads (labels ignored), else one
-    text per line or per JSONL object. A file counts as labelled only when the task reads it with
-    labels of the run's set: plain text a reader can parse (a first word taken as a label) stays
-    text. The first ``skip`` examples are dropped, then at most ``limit`` kept."""
-    from .embeddings import read_texts
-    from .errors import PeftHubError
-    from .recipes import DataConfig
-
-    try:
-        examples = task.read_data(DataConfig(train=source, validation_split=0), options)["train"]
-        if not set(task.labels({"train": examples})) <= set(labels):
-            raise ValueError("not labelled with this run's labels")
-    except (PeftHubError, KeyError, ValueError):
-        try:
-            examples = [task.unlabeled_example(t, labels) for t in read_texts(source, text_field) if t.strip()]
-        except NotImplementedError:
-            raise PeftHubError(f"The {task.name!r} task cannot read unlabeled text (it has no unlabeled_example): "
-                               "it cannot learn from an unlabelled pool.") from None
-    examples = examples[skip:][:limit]
-    if not examples:
-        raise DataError(f"The unlabeled pool {source} holds no examples (after skipping {skip}).")
-    return examples

@@ -2,13 +2,14 @@
 from a finished run's soft predictions (Hinton et al., 2015), on the labelled training data and on
 unlabelled text when given (``teacher.unlabeled``).
 
-    loss = (1 - alpha) * cross-entropy(labels) + alpha * T^2 * KL(teacher / T || student / T)
+    loss = (1 - alpha) * the labels' loss + alpha * the task's soft-target loss
+           (by default T^2 * KL(teacher / T || student / T); multi-label: binary cross-entropy)
 
 The teacher is any finished run of the same task, label set and tokenizer (any method, any base
 size; 8-bit as it was trained); self-distillation is a teacher that is an earlier run of the same
-model. Its logits are compared at the positions that carry a label: for a token task each word's
-first sub-token (the same positions for teacher and student, as both tokenize alike), for a sequence
-task the example.
+model. Its logits are compared where the task says a feature is labelled (``Task.label_mask``): for
+a token task each word's first sub-token (the same positions for teacher and student, as both
+tokenize alike), for a sequence task the example.
 
 By default (``teacher.cache``) the teacher predicts every training example once, before training,
 and its logits travel with the features: one teacher pass in all, and no teacher in memory while
@@ -21,31 +22,28 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import PeftHubError
-from .train import FeatureDataset
+from .features import FeatureDataset
 
 
 class Distillation:
     """The loss of a training batch that carries a teacher mask (set on the Trainer by ``adapt``);
     its teacher logits come with the batch (cached) or from ``teacher`` (on the fly)."""
 
-    def __init__(self, temperature: float, alpha: float, teacher: Any = None):
-        self.temperature, self.alpha, self.teacher = temperature, alpha, teacher
+    def __init__(self, task: Any, temperature: float, alpha: float, teacher: Any = None):
+        self.task, self.temperature, self.alpha, self.teacher = task, temperature, alpha, teacher
 
     def loss(self, model: Any, inputs: dict) -> Any:
-        import torch.nn.functional as F
-
         teacher, mask = inputs.pop("teacher_logits", None), inputs.pop("teacher_mask").bool()
         labels = inputs.get("labels")
         labelled = labels is not None and bool((labels != -100).any())
         unlabelled_inputs = {k: v for k, v in inputs.items() if k != "labels"}
         if teacher is None:
             teacher = self.predict(unlabelled_inputs)
-        outputs = model(**(inputs if labelled else unlabelled_inputs))
+        own = labelled and self.task.supervised_loss(None, labels) is not NotImplemented
+        outputs = model(**(inputs if labelled and not own else unlabelled_inputs))
         student = outputs.logits
-        t = self.temperature
-        soft = F.kl_div(F.log_softmax(student[mask].float() / t, dim=-1), F.softmax(teacher[mask].float() / t, dim=-1),
-                        reduction="batchmean") * t * t
-        hard = outputs.loss if labelled else soft.new_zeros(())
+        soft = self.task.distillation_loss(student[mask], teacher[mask], self.temperature)
+        hard = (self.task.supervised_loss(student, labels) if own else outputs.loss) if labelled else soft.new_zeros(())
         return (1 - self.alpha) * hard + self.alpha * soft
 
     def predict(self, inputs: dict) -> Any:
@@ -60,22 +58,17 @@ class Distillation:
             return self.teacher(**inputs).logits
 
 
-def _mask(labels: Any) -> Any:
-    """Where a feature's teacher and student predictions are compared: the labelled positions."""
-    return [int(x != -100) for x in labels] if isinstance(labels, list) else 1
-
-
 class TeacherTargets(FeatureDataset):
-    """The training set as the student sees it: every feature with its teacher mask, also those an
-    augmenter re-encodes as they are read."""
+    """The training set as the student sees it: every feature with its teacher mask (where the task
+    says it is labelled), also those an augmenter re-encodes as they are read."""
 
-    def __init__(self, inner: FeatureDataset):
+    def __init__(self, inner: FeatureDataset, task: Any):
         super().__init__(inner.features, inner.examples)
-        self.inner = inner
+        self.inner, self.task = inner, task
 
     def __getitem__(self, index: int) -> dict:
         feature = self.inner[index]
-        return feature if "teacher_mask" in feature else {**feature, "teacher_mask": _mask(feature["labels"])}
+        return feature if "teacher_mask" in feature else {**feature, "teacher_mask": self.task.label_mask(feature)}
 
 
 class DistillCollator:
@@ -117,7 +110,7 @@ def check_teacher(teacher: Any, task: Any, labels: list[str], tokenizer: Any) ->
     if teacher.resolved.task.name != task.name:
         raise PeftHubError(f"The teacher {where} is a {teacher.resolved.task.name!r} run; this is a {task.name!r} run. "
                            f"Give a teacher trained on the {task.name!r} task.")
-    from .adapt import label_difference
+    from .finished import label_difference
 
     difference = label_difference(teacher.labels, labels)
     if difference:
@@ -156,8 +149,8 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
     """The training set with the unlabelled text's features (labels ignored) added and every
     feature's teacher mask, and the teacher's cached logits (``config.cache``); returns it and the
     teacher model to predict on the fly (None when cached). ``config`` is the recipe's ``teacher``."""
-    from .adapt import load_run
-    from .data import read_unlabeled
+    from .finished import load_run
+    from .text import read_unlabeled
 
     teacher = load_run(config.run)
     check_teacher(teacher, task, labels, tokenizer)
@@ -172,9 +165,9 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
     labelled = len(train.features)
     features = [dict(f) for f in train.features] + [dict(f) for f in unlabeled]
     for i, feature in enumerate(features):
-        feature["teacher_mask"] = _mask(feature["labels"])
+        feature["teacher_mask"] = task.label_mask(feature)
         if i >= labelled:  # learnt from the teacher alone
-            feature["labels"] = [-100] * len(feature["labels"]) if isinstance(feature["labels"], list) else -100
+            features[i] = feature = task.without_labels(feature)
     if config.cache:
         for feature, values in zip(features, teacher_logits(teacher, features, collate, 64, quiet)):
             feature["teacher_logits"] = values
@@ -185,4 +178,4 @@ def attach(config: Any, task: Any, options: Any, tokenizer: Any, labels: list[st
          + f"; temperature {config.temperature:g}, alpha {config.alpha:g}")
     model = None if config.cache else teacher.model.eval()
     del teacher
-    return TeacherTargets(train), model
+    return TeacherTargets(train, task), model

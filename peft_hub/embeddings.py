@@ -177,12 +177,12 @@ def load_encoder(source: str) -> tuple[Any, Any, str]:
 
     from . import models, rundir
     from .errors import RunDirError
-    from .hub import locate
+    from .locations import locate
 
     directory = locate(source)
     info = rundir.read_run_file(directory, "run.json", json.loads) if (directory / "run.json").is_file() else None
     if isinstance(info, dict) and info.get("kind") == "adapt":
-        from .adapt import load_run
+        from .finished import load_run
         from .registry import tasks
 
         task = tasks().get(info.get("task"))
@@ -199,25 +199,6 @@ def load_encoder(source: str) -> tuple[Any, Any, str]:
     model = models.load_pretrained(encoder_class(path), path)
     model.eval()
     return model, tokenizer, pooling
-
-
-def read_texts(path: str, text_field: str = "text") -> list[str]:
-    """Texts to embed: one per line of a text file, or the ``text_field`` of each JSONL object."""
-    from pathlib import Path
-
-    from .data import read_lines
-    from .text import documents_in_file
-
-    if Path(path).suffix.lower() in (".jsonl", ".json"):
-        texts = list(documents_in_file(Path(path), "jsonl", text_field))
-    else:
-        texts = [line.strip() for line in read_lines(path)]
-    if not any(t.strip() for t in texts):
-        raise DataError(f"{path} holds no text to embed.")
-    empty = [n for n, t in enumerate(texts, 1) if not t.strip()]
-    if empty:
-        raise DataError(f"{path}, line {empty[0]}: an empty text ({len(empty)} in all). Remove empty lines: each line is one text.")
-    return texts
 
 
 def check_output(output: str) -> str:

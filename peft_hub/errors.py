@@ -1,6 +1,6 @@
 """Errors raised by peft-hub. Each message names the bad value and how to fix it.
 
-Library code raises these; only ``cli.py`` turns them into messages and exit codes.
+Library code raises these; only the command line (``peft_hub/cli/app.py``) turns them into messages and exit codes.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class PluginError(PeftHubError):
 class RecipeError(PeftHubError):
     """A recipe (file, flags or overrides) is invalid; lists every problem at once."""
 
-    def __init__(self, errors: list[str], source: str = "recipe"):
-        self.errors = list(errors)
+    def __init__(self, errors: list[str] | str, source: str = "recipe"):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)  # one message is one error
         self.source = source
         lines = "\n".join(f"  - {e}" for e in self.errors)
         super().__init__(f"{source} has {len(self.errors)} error(s):\n{lines}")

@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import tarfile
 import tempfile
@@ -35,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PeftHubError
+from .locations import (  # noqa: F401  (part of the hub's interface)
+    NAME_RE, NAME_RULE, HubError, check_base, check_name, entry_dir, fingerprint, home, locate, read_json,
+    trained_fingerprint,
+)
 from .rundir import sha256_file
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-NAME_RULE = "1-64 characters: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"
 #: What an entry keeps of a run (logs and plots stay with the run).
 KEPT = ("adapter", "tokenizer", "labels.json", "recipe.yaml", "metrics.json", "run.json")
 #: File kinds an archive or a pulled entry may hold: weights only as safetensors, no pickles.
@@ -46,37 +47,6 @@ SAFE_SUFFIXES = {".safetensors", ".json", ".yaml", ".yml", ".md", ".txt", ".mode
 ARCHIVE_FORMAT = "peft-hub-adapter/1"
 MAX_ARCHIVE_FILES = 1000
 MAX_ARCHIVE_BYTES = 4 << 30
-
-
-class HubError(PeftHubError):
-    """A hub name, entry or archive that cannot be used."""
-
-
-def home() -> Path:
-    """Where the hub lives: ``$PEFT_HUB_HOME``, else ``$XDG_CACHE_HOME/peft-hub`` (~/.cache/peft-hub)."""
-    if os.environ.get("PEFT_HUB_HOME"):
-        return Path(os.environ["PEFT_HUB_HOME"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "peft-hub"
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise HubError(f"{str(name)[:80]!r} is not a valid hub name ({NAME_RULE}). Choose another --name.")
-    return name
-
-
-def entry_dir(name: str) -> Path:
-    return home() / "adapters" / check_name(name)
-
-
-def locate(source: str | Path) -> Path:
-    """A run directory for ``source``: an existing path as it is, else the hub entry of that name.
-    Anything else comes back unchanged, for the caller's own "no finished run" message."""
-    path = Path(source)
-    if path.exists() or not NAME_RE.match(str(source)):
-        return path
-    entry = entry_dir(str(source))
-    return entry if (entry / "hub.json").exists() else path
 
 
 def _files(directory: Path, but: str | None = "hub.json") -> dict[str, dict[str, Any]]:
@@ -88,51 +58,6 @@ def _files(directory: Path, but: str | None = "hub.json") -> dict[str, dict[str,
 def refuse_taken(name: str, overwrite: bool) -> None:
     if entry_dir(name).exists() and not overwrite:
         raise HubError(f"The hub already has an entry {name!r}. Choose another name (--name, --output), or pass --overwrite.")
-
-
-# -- the base model's fingerprint ----------------------------------------------------------------
-
-_FINGERPRINTS: dict[tuple[str, float], str] = {}
-
-
-def fingerprint(model_dir: str | Path) -> str:
-    """A digest of a base model's weight files (``sha256:`` + 16 hex digits): the same model in
-    another folder or on another machine has the same fingerprint."""
-    directory = Path(model_dir)
-    weights = sorted(p for p in directory.glob("*") if p.suffix in {".safetensors", ".bin"})
-    if not weights or not (directory / "config.json").is_file():
-        raise HubError(f"{directory} holds no model weights and config.json: its fingerprint cannot be taken.")
-    key = (str(directory.resolve()), max(p.stat().st_mtime for p in weights))
-    if key not in _FINGERPRINTS:
-        digest = hashlib.sha256()
-        for path in weights:
-            digest.update(path.name.encode() + b"\0" + sha256_file(path).encode())
-        _FINGERPRINTS[key] = "sha256:" + digest.hexdigest()[:16]
-    return _FINGERPRINTS[key]
-
-
-def _recorded_fingerprint(run: Any) -> str | None:
-    """The base fingerprint a hub entry recorded when it was added (None for a plain run)."""
-    meta = run.directory / "hub.json"
-    return _read_json(meta).get("base_fingerprint") if meta.exists() else None
-
-
-def trained_fingerprint(run: Any) -> str:
-    """The fingerprint of the base an ``adapt`` run (:class:`peft_hub.adapt.RunRecord`) was trained
-    on: as its hub entry recorded it, else of its base model as found on this machine."""
-    return _recorded_fingerprint(run) or fingerprint(run.base)
-
-
-def check_base(run: Any, base: str) -> None:
-    """Refuse to load a hub entry on a base model other than the one it was trained on (a plain
-    run directory recorded nothing to compare with)."""
-    recorded = _recorded_fingerprint(run)
-    found = fingerprint(base) if recorded else None
-    if recorded and recorded != found:
-        name = run.directory.name
-        raise HubError(f"{name} was trained on a base model with fingerprint {recorded}, but the base found "
-                       f"here ({base}) has fingerprint {found}. Install the base model it was trained on "
-                       f"(see its card: peft-hub hub show {name}).")
 
 
 # -- entries ---------------------------------------------------------------------------------------
@@ -155,16 +80,6 @@ class Entry:
                 "tags": self.meta.get("tags", []), "added": self.meta.get("added")}
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HubError(f"{path} is damaged ({type(exc).__name__}). Remove the entry (peft-hub hub rm) and add it again.") from None
-    if not isinstance(data, dict):
-        raise HubError(f"{path} is damaged (not a JSON object). Remove the entry and add it again.")
-    return data
-
-
 def get(name: str) -> Entry:
     path = entry_dir(name)
     if not (path / "hub.json").exists():
@@ -172,8 +87,8 @@ def get(name: str) -> Entry:
         from .errors import UnknownNameError
 
         raise UnknownNameError("hub entry", name, known, f"Add a run with: peft-hub hub add RUN_DIR --name {name}")
-    return Entry(name, path, _read_json(path / "hub.json"), _read_json(path / "run.json"),
-                 _read_json(path / "metrics.json") if (path / "metrics.json").exists() else {})
+    return Entry(name, path, read_json(path / "hub.json"), read_json(path / "run.json"),
+                 read_json(path / "metrics.json") if (path / "metrics.json").exists() else {})
 
 
 def names() -> list[str]:
@@ -219,13 +134,13 @@ def _new_entry(name: str, overwrite: bool) -> Iterator[Path]:
 
 def add(run_dir: str | Path, name: str, tags: tuple[str, ...] = (), overwrite: bool = False) -> Entry:
     """Copy a finished ``adapt`` run into the hub under ``name``, with its card."""
-    from . import adapt
+    from . import finished
 
     check_name(name)
     for tag in tags:
         if not NAME_RE.match(tag):
             raise HubError(f"Tag {tag[:80]!r} is not valid ({NAME_RULE}).")
-    run = adapt.open_run(Path(run_dir))  # a finished adapt run with intact weights, or a clear error
+    run = finished.open_run(Path(run_dir))  # a finished adapt run with intact weights, or a clear error
     refuse_taken(name, overwrite)
     base = run.base
     with _new_entry(name, overwrite) as staged:
@@ -238,7 +153,7 @@ def add(run_dir: str | Path, name: str, tags: tuple[str, ...] = (), overwrite: b
         meta = {"name": name, "tags": sorted(set(tags)), "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "source": str(run.directory.resolve()), "base_model": run.resolved.recipe.model.name, "base_path": base,
                 "base_fingerprint": fingerprint(base), "labels": run.labels}
-        (staged / "README.md").write_text(card(Entry(name, staged, meta, run.info, _read_json(staged / "metrics.json"))), encoding="utf-8")
+        (staged / "README.md").write_text(card(Entry(name, staged, meta, run.info, read_json(staged / "metrics.json"))), encoding="utf-8")
         meta["files"] = _files(staged)
         meta["size"] = sum(f["size"] for f in meta["files"].values())
         (staged / "hub.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -254,10 +169,6 @@ def remove(name: str) -> None:
 
 # -- the card ----------------------------------------------------------------------------------
 
-_AUTO_CLASSES = {"TOKEN_CLS": "AutoModelForTokenClassification", "SEQ_CLS": "AutoModelForSequenceClassification",
-                 "QUESTION_ANS": "AutoModelForQuestionAnswering"}
-
-
 def card(entry: Entry) -> str:
     """A model card (README.md) from what the run recorded."""
     from . import recipes, registry
@@ -268,12 +179,12 @@ def card(entry: Entry) -> str:
     noise = {"epoch", "loss", "runtime", "samples_per_second", "steps_per_second"}
     rows = [f"| {split} | " + " | ".join(f"{k} {v:.4f}" for k, v in sorted(scores.items()) if isinstance(v, float) and k not in noise) + " |"
             for split, scores in ((s, metrics.get(s)) for s in ("dev", "test")) if isinstance(scores, dict)]
-    try:
-        task_type = registry.get_task(info.get("task", "")).peft_task_type
-    except PeftHubError:
-        task_type = ""
-    auto = _AUTO_CLASSES.get(task_type, "AutoModel")
     labels = meta.get("labels", [])
+    try:  # the task says how plain transformers loads its model
+        task = registry.get_task(info.get("task", ""))
+        auto, arguments = task.auto_class, task.loading_arguments(labels)
+    except PeftHubError:
+        auto, arguments = "AutoModel", f"num_labels={len(labels) or 1}"
     label_map = ", ".join(f"{i}: {label}" for i, label in enumerate(labels[:200])) + (" ..." if len(labels) > 200 else "")
     trained = metrics.get("trainable_percent")
     where = entry_dir(entry.name)
@@ -319,7 +230,7 @@ from peft import PeftModel
 
 entry = "{where}"
 tokenizer = AutoTokenizer.from_pretrained(entry + "/tokenizer")
-base = {auto}.from_pretrained("{meta.get('base_path')}", num_labels={len(labels) or 1})  # the `{meta.get('base_model')}` base
+base = {auto}.from_pretrained("{meta.get('base_path')}", {arguments})  # the `{meta.get('base_model')}` base
 base.resize_token_embeddings(len(tokenizer))  # a task may add marker tokens
 model = PeftModel.from_pretrained(base, entry + "/adapter").eval()
 ```
@@ -457,7 +368,7 @@ def _finish_import(staged: Path, name: str) -> None:
     for needed in ("run.json", "hub.json", "labels.json", "recipe.yaml"):
         if not (staged / needed).is_file():
             raise HubError(f"The entry lacks {needed}: it is not a peft-hub hub entry. Nothing was imported.")
-    meta = _read_json(staged / "hub.json")
+    meta = read_json(staged / "hub.json")
     meta["name"] = name
     (staged / "hub.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -507,7 +418,7 @@ def pull(repo_id: str, name: str | None = None, overwrite: bool = False) -> Entr
         except OSError as exc:
             raise _offline_error(f"pull {repo_id}", exc) from None
         shutil.rmtree(staged / ".cache", ignore_errors=True)
-        meta = _read_json(staged / "hub.json") if (staged / "hub.json").exists() else {}
+        meta = read_json(staged / "hub.json") if (staged / "hub.json").exists() else {}
         for rel in (p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()):
             _safe_member(rel, repo_id)
         verify(staged, meta.get("files", {}))

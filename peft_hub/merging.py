@@ -29,11 +29,11 @@ class MergeError(PeftHubError):
 
 
 def _sources(items: list[str]) -> list[Any]:
-    """The runs to combine (:class:`peft_hub.adapt.RunRecord`), checked to be of one task, method,
+    """The runs to combine (:class:`peft_hub.finished.RunRecord`), checked to be of one task, method,
     base model and label set."""
-    from . import adapt, hub
+    from . import finished, hub
 
-    sources = [adapt.open_run(item) for item in items]
+    sources = [finished.open_run(item) for item in items]
     prints = [hub.trained_fingerprint(run) for run in sources]
     first = sources[0]
     for other, print_ in zip(sources[1:], prints[1:]):
@@ -43,7 +43,7 @@ def _sources(items: list[str]) -> list[Any]:
             if mine != theirs:
                 raise MergeError(f"{first.directory} and {other.directory} differ in {what}: {mine} vs {theirs}. "
                                  "Only adapters of one task, method and base model combine.")
-        difference = adapt.label_difference(first.labels, other.labels)
+        difference = finished.label_difference(first.labels, other.labels)
         if difference:
             raise MergeError(f"{first.directory} and {other.directory} have different label sets ({difference}): "
                              "their heads cannot combine. Train them on one label set.")
@@ -76,6 +76,19 @@ def combine_tensors(tensors: list[Any], weights: list[float], combination: str, 
     else:  # linear, svd, cat: the weighted sum (a head has no low-rank factors to concatenate or decompose)
         merged = merge_utils.task_arithmetic(stacked, w)
     return merged.to(tensors[0].dtype)
+
+
+def names(adapters: str) -> list[str]:
+    """``--adapters A,B,...`` as a list of run directories or hub names."""
+    return [a.strip() for a in adapters.split(",") if a.strip()]
+
+
+def parse_weights(weights: str | None) -> list[float] | None:
+    """``--weights 0.7,0.3`` as numbers (None: equal weights)."""
+    try:
+        return [float(w) for w in weights.split(",")] if weights else None
+    except ValueError:
+        raise MergeError(f"--weights {weights[:80]!r} is not a comma-separated list of numbers.") from None
 
 
 def combine(items: list[str], output: str, combination: str = "linear", weights: list[float] | None = None,

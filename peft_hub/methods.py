@@ -4,16 +4,29 @@
 A method either returns a ``peft.PeftConfig`` (:class:`PeftMethod`: LoRA, IA3, prefix tuning ...)
 or implements :meth:`Method.apply`, :meth:`Method.save` and :meth:`Method.load` itself, for
 methods peft lacks (peft's method list is a closed enum).
+
+A method may also take part in training (``adapt`` calls these in this order)::
+
+    model = method.apply(model, options, task)
+    method.prepare(model, options, batches)                 # a pass before training (default: none)
+    Trainer(callbacks=method.callbacks(model, options))     # see each step and the total steps
+    optimizer = method.optimizer(model, options, rate, weight_decay)   # its own groups (default: None)
+    method.save_checkpoint(model, dir) / method.load_checkpoint(model, dir)   # every checkpoint,
+                                                            # the best-checkpoint reload and resume
+    method.save(model, run / "adapter")                     # the finished run
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import PeftHubError, RunDirError
 from .options import Options
+
+#: The file of a checkpoint's trained parameters (:meth:`Method.save_checkpoint`).
+CHECKPOINT_FILE = "model.safetensors"
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +55,57 @@ class Method:
     def load(self, model: torch.nn.Module, directory: Path, options: Any, task: Task) -> torch.nn.Module:
         """Return the freshly built base ``model`` with the weights saved by :meth:`save`."""
         raise NotImplementedError
+
+    # -- taking part in training (all optional) ---------------------------------------------------
+
+    def prepare(self, model: torch.nn.Module, options: Any, batches: Iterator[dict]) -> None:
+        """A pass before training, after :meth:`apply`: e.g. an initialisation from the weights
+        or from activations (EVA, PiSSA, LoftQ-style). ``batches`` yields collated training
+        batches (shuffled with the run's seed, on the model's device) lazily: take as many as
+        needed. Default: nothing."""
+
+    def callbacks(self, model: torch.nn.Module, options: Any) -> list:
+        """``transformers.TrainerCallback`` instances added to the run's Trainer; they see every
+        step (``state.global_step``) and the total (``state.max_steps``), and get ``model=`` in
+        their keyword arguments. Default: none."""
+        return []
+
+    def optimizer(self, model: torch.nn.Module, options: Any, learning_rate: float, weight_decay: float) -> Any:
+        """The optimizer (e.g. with parameter groups at rates of their own), or None for the
+        Trainer's AdamW. The task head then gets its own rate in groups of its own, and the
+        schedule scales every group alike. Default: None."""
+        return None
+
+    def save_checkpoint(self, model: torch.nn.Module, directory: Path) -> None:
+        """Write what training changed (exactly: a resumed run continues from it) to a checkpoint
+        ``directory``. Default: every parameter that trains, as safetensors."""
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+        save_file(state, str(directory / CHECKPOINT_FILE), metadata={"format": "pt", "peft_hub_method": self.name})
+
+    def load_checkpoint(self, model: torch.nn.Module, directory: Path) -> None:
+        """Put what :meth:`save_checkpoint` wrote back into the live ``model`` (the best-checkpoint
+        reload at the end of training, and ``--resume``). Default: the saved parameters, by name."""
+        from safetensors.torch import load_file
+
+        path = directory / CHECKPOINT_FILE
+        if not path.exists():
+            raise RunDirError(f"{directory} holds no {CHECKPOINT_FILE}: it is not a checkpoint of the {self.name!r} method. "
+                              "Run without --resume (or with a new --output).")
+        state = load_file(str(path))
+        expected = {name for name, p in model.named_parameters() if p.requires_grad}
+        if set(state) != expected:
+            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise RunDirError(f"The checkpoint {directory} does not match the model: missing {missing[:3]}, unexpected "
+                              f"{extra[:3]}. Was it written with other method options? Run without --resume.")
+        parameters = dict(model.named_parameters())
+        import torch
+
+        with torch.no_grad():
+            for name, value in state.items():
+                parameters[name].copy_(value.to(parameters[name].device, parameters[name].dtype))
 
     #: Whether the method trains on an 8-bit/4-bit base (it must leave the base weights frozen).
     quantizable: ClassVar[bool] = True

@@ -20,10 +20,18 @@ T = TypeVar("T")
 _MISSING = dataclasses.MISSING
 
 
-def option(default: Any = _MISSING, help: str = "") -> Any:
+def option(default: Any = _MISSING, help: str = "", *, low: float | None = None, high: float | None = None,
+           above: float | None = None, below: float | None = None) -> Any:
     """A documented dataclass field. Mutable defaults (lists, dicts) are copied per instance;
-    a class as default (a nested option model) is instantiated per instance."""
+    a class as default (a nested option model) is instantiated per instance.
+
+    Bounds of a number option (checked by :func:`parse`, shown by ``methods list`` and the like):
+    ``low`` / ``high`` inclusive, ``above`` / ``below`` exclusive; ``None`` values are not checked.
+    ``option(16, "rank", low=1)``, ``option(0.1, "dropout", low=0, below=1)``."""
     metadata = {"help": help}
+    bounds = {k: v for k, v in (("low", low), ("high", high), ("above", above), ("below", below)) if v is not None}
+    if bounds:
+        metadata["bounds"] = bounds
     if isinstance(default, type):
         return dataclasses.field(default_factory=default, metadata=metadata)
     if isinstance(default, (list, dict)):
@@ -140,6 +148,28 @@ def _coerce(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
     raise TypeError(f"unsupported option type {tp!r} at {where}")  # a bug in an option model
 
 
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def bounds_text(bounds: dict[str, float]) -> str:
+    """``[0, 1)``, ``at least 1``, ``more than 0`` ... for the bounds of :func:`option`."""
+    lower = ("[", bounds["low"]) if "low" in bounds else ("(", bounds["above"]) if "above" in bounds else None
+    upper = ("]", bounds["high"]) if "high" in bounds else (")", bounds["below"]) if "below" in bounds else None
+    if lower and upper:
+        return f"in {lower[0]}{_number(lower[1])}, {_number(upper[1])}{upper[0]}"
+    if lower:
+        return f"{'at least' if lower[0] == '[' else 'more than'} {_number(lower[1])}"
+    return f"{'at most' if upper[0] == ']' else 'less than'} {_number(upper[1])}"
+
+
+def _out_of_bounds(value: Any, bounds: dict[str, float]) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return (("low" in bounds and value < bounds["low"]) or ("high" in bounds and value > bounds["high"])
+            or ("above" in bounds and value <= bounds["above"]) or ("below" in bounds and value >= bounds["below"]))
+
+
 def _parse_into(cls: type[T], data: dict, where: str, errors: list[str]) -> T | None:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -153,6 +183,9 @@ def _parse_into(cls: type[T], data: dict, where: str, errors: list[str]) -> T | 
             errors.append(f"{path}: unknown key{hint} Valid keys: {valid}.")
             continue
         kwargs[key] = _coerce(value, hints[key], path, errors)
+        bounds = fields[key].metadata.get("bounds")
+        if bounds and _out_of_bounds(kwargs[key], bounds):
+            errors.append(f"{path}: must be {bounds_text(bounds)}, got {_show(kwargs[key])}")
     for name, f in fields.items():
         if name not in kwargs and f.default is _MISSING and f.default_factory is _MISSING:
             errors.append(f"{where + '.' if where else ''}{name}: required, but missing")
@@ -161,7 +194,10 @@ def _parse_into(cls: type[T], data: dict, where: str, errors: list[str]) -> T | 
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
     if check is not None:
-        errors.extend(f"{where}.{msg}" if where else msg for msg in check())
+        problems = check()
+        if isinstance(problems, str) or not isinstance(problems, (list, tuple)):  # a plugin's mistake, said plainly
+            problems = [str(problems)]
+        errors.extend(f"{where}.{msg}" if where else msg for msg in problems)
     return obj
 
 
@@ -188,8 +224,8 @@ def describe(cls: type) -> list[dict]:
             default = f.default_factory()
         else:
             default = None
-        rows.append(
-            {"name": f.name, "type": _type_name(hints[f.name]), "default": default,
-             "help": f.metadata.get("help", "")}
-        )
+        row = {"name": f.name, "type": _type_name(hints[f.name]), "default": default, "help": f.metadata.get("help", "")}
+        if f.metadata.get("bounds"):
+            row["range"] = bounds_text(f.metadata["bounds"])
+        rows.append(row)
     return rows

@@ -22,7 +22,7 @@ from .errors import DataError, PeftHubError
 from .progress import track
 from .recipes import Resolved
 from .rundir import Echo
-from .runs import begin, cost_metrics, count_parameters
+from .stage import begin, cost_metrics, count_parameters
 from .text import BlockBuilder, build_blocks, documents, hold_out, streaming_blocks, text_files
 
 #: with streaming and no validation file, held-out documents come from this many first documents

@@ -361,6 +361,11 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
     if augmenters and recipe is not None and recipe.teacher.run and recipe.teacher.cache:
         errors.append("augment: with teacher.run needs teacher.cache=false (cached predictions are of the examples as "
                       "they are, not as augmented); the teacher then predicts every augmented batch")
+    task = found.get("task", (None, None))
+    if recipe is not None and not pretrain and recipe.teacher.run and task[0] is not None:
+        refusal = task[0].teacher_refusal(task[1])
+        if refusal:
+            errors.append(f"teacher.run: the {task[0].name!r} task cannot learn from a teacher: {refusal}.")
     if errors:
         raise RecipeError(errors, source)
     method, method_options = found["method"]
@@ -382,9 +387,11 @@ def _augmenters(section: Any, task: Any, errors: list[str]) -> list:
         except PeftHubError as exc:
             errors.append(f"augment[{i}].name: {exc}")
             continue
-        if task is not None and task.name not in augmenter.tasks:
-            errors.append(f"augment[{i}]: the augmenter {augmenter.name!r} changes examples of the "
-                          f"{', '.join(augmenter.tasks) or '(no)'} task(s), not of {task.name!r}. See `peft-hub augmenters list`.")
+        if task is not None and task.example_shape not in augmenter.shapes:
+            shape = f"whose examples are {task.example_shape!r}" if task.example_shape else "which declares no example shape"
+            errors.append(f"augment[{i}]: the augmenter {augmenter.name!r} changes examples of the shape(s) "
+                          f"{', '.join(map(repr, augmenter.shapes)) or '(none)'}, not the {task.name!r} task's, {shape}. "
+                          "See `peft-hub augmenters list`.")
             continue
         options, option_errors = opts.parse(augmenter.Options, entry.get("options") or {}, f"augment[{i}].options")
         errors.extend(option_errors)
@@ -454,3 +461,15 @@ def dump(resolved: Resolved) -> str:
     return yaml.safe_dump(resolved.to_dict(), sort_keys=False, allow_unicode=True)
 
 
+def copy_recipe(name: str, dest: str | Path) -> Path:
+    """Copy the registered recipe ``name`` to ``dest`` (a file, or a folder to put it in) to edit."""
+    import shutil
+
+    source = registry.get_recipe(name)
+    target = Path(dest)
+    if target.is_dir():
+        target = target / source.name
+    if target.exists():
+        raise RecipeError(f"{target} exists; remove it or choose another destination.")
+    shutil.copyfile(source, target)
+    return target

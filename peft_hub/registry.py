@@ -24,6 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import DuplicateNameError, PluginError, UnknownNameError
+from .version import PLUGIN_API, PLUGIN_API_CHANGES, __version__
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-.]*)*$")
@@ -83,6 +84,10 @@ def load_plugins() -> None:
                       "its pyproject.toml [project.entry-points.peft_hub].")
         try:
             plugin = ep.load()
+            outdated = api_mismatch(plugin)
+            if outdated:  # refused before any hook is called, so before any data is read
+                FAILED.append(FailedPlugin(name, dist_name, outdated))
+                continue
             pm.register(plugin, name=name)
         except Exception as exc:  # a broken plugin must not break the others
             FAILED.append(FailedPlugin(name, dist_name, f"{type(exc).__name__}: {exc}"))
@@ -96,6 +101,78 @@ def load_plugins() -> None:
         name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
         FAILED.append(FailedPlugin(name, PROVENANCE.pop(name, PluginInfo(name)).distribution, str(exc)))
         pm.unregister(exc.plugin)
+
+
+CHANGELOG = "peft_hub/PLUGIN_API.md"
+
+
+def api_mismatch(plugin: Any) -> str | None:
+    """Why a plugin module cannot be used with this plugin API (None: it declares this version)."""
+    declared = getattr(plugin, "PEFT_HUB_API", None)
+    if declared == PLUGIN_API:
+        return None
+    since = declared if isinstance(declared, int) and not isinstance(declared, bool) else 1
+    changes = "; ".join(f"API {v}: {PLUGIN_API_CHANGES[v]}" for v in sorted(PLUGIN_API_CHANGES) if v > since)
+    said = (f"declares PEFT_HUB_API = {str(declared)[:20]}" if declared is not None
+            else "declares no plugin API version (PEFT_HUB_API in its module)")
+    if isinstance(declared, int) and declared > PLUGIN_API:
+        return (f"it {said}, newer than this peft-hub {__version__} (plugin API {PLUGIN_API}): upgrade peft-hub "
+                f"(see {CHANGELOG}).")
+    return (f"it {said}; this peft-hub {__version__} has plugin API {PLUGIN_API}. What changed: {changes}. "
+            f"Each change and how to update is described in {CHANGELOG}; update the plugin and declare PEFT_HUB_API = {PLUGIN_API}")
+
+
+def _contract_classes() -> tuple[type, ...]:
+    from .augment import Augmenter
+    from .heads import Head
+    from .methods import Method, PeftMethod, StateDictMethod
+    from .objectives import Objective
+    from .tasks import Task
+
+    return (Method, PeftMethod, StateDictMethod, Task, Objective, Augmenter, Head)
+
+
+def _fits(contract: Any, override: Any) -> bool:
+    """Whether ``override`` accepts every call the core makes of ``contract``: the contract's
+    positional parameters by the same names in the same order (or ``*args``), its ``**kwargs``,
+    and anything more only as optional."""
+    import inspect
+
+    def split(function: Any) -> tuple[list, set]:
+        parameters = list(inspect.signature(function).parameters.values())[1:]
+        return [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)], \
+            {p.kind for p in parameters}
+
+    (want, want_kinds), (have, have_kinds) = split(contract), split(override)
+    anything = inspect.Parameter.VAR_POSITIONAL in have_kinds
+    if not anything and [p.name for p in have[: len(want)]] != [p.name for p in want]:
+        return False
+    if inspect.Parameter.VAR_KEYWORD in want_kinds and inspect.Parameter.VAR_KEYWORD not in have_kinds:
+        return False
+    extra = [] if anything else have[len(want):]
+    required_keywords = [p for p in inspect.signature(override).parameters.values()
+                         if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    return all(p.default is not p.empty for p in extra) and not required_keywords
+
+
+def contract_problems(obj: Any) -> list[str]:
+    """Every method ``obj``'s class overrides whose parameters do not fit the plugin contract."""
+    import inspect
+
+    contracts = _contract_classes()
+    seen, problems = set(), []
+    for klass in type(obj).__mro__:
+        if klass in contracts or klass is object:
+            break
+        for name, value in vars(klass).items():
+            if name in seen or name.startswith("_") or not inspect.isfunction(value):
+                continue
+            seen.add(name)
+            defined = next((c for c in type(obj).__mro__ if c in contracts and name in vars(c)), None)
+            if defined is not None and inspect.isfunction(vars(defined)[name]) and not _fits(vars(defined)[name], value):
+                problems.append(f"{klass.__name__}.{name}{inspect.signature(value)} does not fit the contract's "
+                                f"{defined.__name__}.{name}{inspect.signature(vars(defined)[name])}")
+    return problems
 
 
 def reset() -> None:
@@ -181,6 +258,10 @@ def _component(kind: str, base: type) -> Callable[..., Registered]:
                 f"Plugin {plugin!r} passed {obj!r} to register() for a {kind}: it must be an "
                 f"instance of peft_hub.{base.__name__}."
             )
+        problems = contract_problems(obj)
+        if problems:
+            raise PluginError(f"its {kind} {getattr(obj, 'name', '?')!r} was written for another plugin contract: "
+                              + "; ".join(problems) + f" (plugin API {PLUGIN_API}; the changes are described in {CHANGELOG})")
         return Registered(getattr(obj, "name", None), obj, plugin)
 
     return make
@@ -228,6 +309,9 @@ def _get(kind: str, table: dict[str, Registered], name: str, hint: str) -> Regis
     if (kind, name) in CONTESTED:
         raise DuplicateNameError(CONTESTED[kind, name])
     if name not in table:
+        refused = [f"plugin {f.name!r} ({f.distribution or 'not installed'}): {f.error}" for f in FAILED]
+        if refused:  # the name may be one of theirs
+            hint += " Plugins that could not be loaded: " + " | ".join(refused)
         raise UnknownNameError(kind, name, table, hint)
     return table[name]
 
@@ -252,7 +336,7 @@ def get_objective(name: str):
     if "+" in name:
         from .combined import combine
 
-        return combine(tuple(part.strip() for part in name.split("+")))
+        return combine(tuple(get_objective(part.strip()) for part in name.split("+")))
     return _get("objective", objectives(), name, "See `peft-hub objectives list`.").obj
 
 
@@ -262,6 +346,24 @@ def get_augmenter(name: str):
 
 def get_recipe(name: str) -> Path:
     return _get("recipe", recipes(), name, "See `peft-hub recipes list`, or pass a file path.").obj
+
+
+def describe(table: dict[str, Registered]) -> list[dict]:
+    """What ``methods list`` (and the other listings) show of each component: its description,
+    where it came from, every option (type, default, bounds, help), a method's default rate."""
+    from .options import describe as describe_options
+
+    rows = []
+    for name, entry in sorted(table.items()):
+        obj = entry.obj
+        row = {"name": name, "description": obj.description, "plugin": entry.plugin,
+               "distribution": entry.distribution, "options": describe_options(obj.Options)}
+        if getattr(obj, "default_learning_rate", None):
+            row["default_learning_rate"] = obj.default_learning_rate
+        if getattr(obj, "shapes", None) is not None:  # an augmenter: the example shapes it changes
+            row["shapes"] = list(obj.shapes)
+        rows.append(row)
+    return rows
 
 
 def plugins_report() -> dict:

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from . import __version__, recipes
+from . import recipes
+from .version import __version__
 from .errors import RunDirError
 
 Echo = Callable[[str], None]
@@ -83,7 +84,7 @@ def prepare(path: Path, overwrite: bool, resume: bool = False) -> None:
 
 def start(output: recipes.OutputConfig, default_name: str, echo: Echo) -> tuple[Path, Echo, bool]:
     """(run directory, echo that is silent on non-zero ranks, whether this is rank 0)."""
-    from .train import is_main_process
+    from .ranks import is_main_process
 
     main = is_main_process()
     echo = echo if main else (lambda message: None)
@@ -138,7 +139,7 @@ def verify_weights(directory: Path, recorded: dict[str, str]) -> None:
 def finish(out: Path, resolved: recipes.Resolved, metrics: dict, info: dict, curves_metric: str) -> None:
     """Write the resolved recipe, metrics and ``curves.png`` (training loss and the dev
     ``curves_metric`` by step), then ``run.json`` (the run is complete)."""
-    from .report import curves_png
+    from .plots import curves_png
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .data import read_unlabeled
+from .text import read_unlabeled
 from .errors import DataError, PeftHubError
 from .rundir import Echo
 
@@ -72,9 +72,9 @@ def run(resolved: Any, *, quiet: bool = False, echo: Echo = print) -> list[tuple
 
 
 def _pseudo_labels(teacher_dir: Path, config: Any, task: Any, options: Any, record: Path, echo: Echo) -> list:
-    from . import adapt
+    from .finished import load_run
 
-    teacher = adapt.load_run(teacher_dir)
+    teacher = load_run(teacher_dir)
     pool = read_unlabeled(config.unlabeled, task, teacher.labels, options, text_field=config.text_field,
                           skip=config.skip_unlabeled, limit=config.max_unlabeled)
     scored = task.pseudo_label(teacher.model, teacher.tokenizer, pool, teacher.labels, options)

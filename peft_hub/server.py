@@ -103,8 +103,8 @@ def create_app(pool: AdapterPool, limits: Limits | None = None) -> Any:
     from fastapi.responses import HTMLResponse, JSONResponse
     from pydantic import BaseModel, Field
 
-    from . import __version__
-    from .hub import NAME_RE
+    from .version import __version__
+    from .locations import NAME_RE
 
     limits = limits or Limits()
     batcher = Batcher(pool, limits)

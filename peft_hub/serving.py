@@ -157,13 +157,14 @@ class AdapterPool:
     # -- what can be served --------------------------------------------------------------------
 
     def _pick_base(self, base: str | None) -> tuple[str, str]:
-        from . import adapt, hub, models
+        from . import finished, hub, models
 
-        path = models.resolve(base) if base else adapt.open_run(next(iter(self.sources.values()))).base
+        path = models.resolve(base) if base else finished.open_run(next(iter(self.sources.values()))).base
         return path, hub.fingerprint(path)
 
     def describe(self) -> list[dict]:
-        """Each adapter: name, task, method, labels, input fields, whether it is loaded. What the
+        """Each adapter: name, task, method, labels, input fields, how the page shows its predictions
+        (the task's ``display``), whether it is loaded. What the
         run files say is read once per adapter."""
         from . import registry, rundir
 
@@ -172,11 +173,12 @@ class AdapterPool:
                 try:
                     info = rundir.read_run_file(path, "run.json", json.loads)
                     labels = rundir.read_run_file(path, "labels.json", json.loads)
-                    fields = list(registry.get_task(info.get("task", "")).input_fields)
+                    task = registry.get_task(info.get("task", ""))
+                    fields, display = list(task.input_fields), task.display
                 except (PeftHubError, AttributeError):  # a damaged adapter is listed; using it says what is wrong
-                    info, labels, fields = {}, [], ["text"]
+                    info, labels, fields, display = {}, [], ["text"], "json"
                 self._described[name] = {"name": name, "task": info.get("task"), "method": info.get("method"),
-                                         "labels": labels, "input_fields": fields}
+                                         "labels": labels, "input_fields": fields, "display": display}
         return [{**self._described[name], "loaded": name in self.loaded} for name in self.sources]
 
     # -- loading and evicting ---------------------------------------------------------------------
@@ -196,12 +198,12 @@ class AdapterPool:
     def _load(self, name: str, directory: Path) -> Adapter:
         from safetensors.torch import load_file
 
-        from . import adapt, hub, models
+        from . import finished, hub, models
 
         started = time.perf_counter()
         models.quiet_libraries()
         try:
-            run = adapt.open_run(directory)
+            run = finished.open_run(directory)
             labels, resolved, method = run.labels, run.resolved, run.resolved.method
             if not method.mixed_batches:
                 raise ServeError(f"{name} is a {method.name!r} run: serve shares one base model between adapters of "
@@ -327,7 +329,7 @@ class AdapterPool:
     def predict_many(self, requests: list[tuple[str, list[dict]]]) -> list[list | ServeError]:
         """Predictions for each (adapter name, inputs) request, or the error of that request
         alone; requests for different adapters share the encoder passes."""
-        from .adapt import as_input
+        from .finished import as_input
 
         outcome: list[list | ServeError | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}

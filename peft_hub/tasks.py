@@ -4,16 +4,23 @@ and register through :func:`peft_hub.hookspecs.register_tasks`.
 The core drives a task in this order (see :mod:`peft_hub.adapt`)::
 
     splits = task.read_data(data_config, options)         # raw examples per split
-    labels = task.labels(splits)                          # label names ([] for a regression)
+    labels = task.labels(splits, data_config)             # label names ([] for a regression)
     task.prepare_tokenizer(tokenizer, options)            # e.g. add entity-marker tokens
     features = task.encode(splits["train"], tokenizer, labels, options)
     model = task.build_model(model_path, labels, **load_kwargs)
     ... Trainer(data_collator=task.collator(tokenizer), ...)
     # each evaluation batch: task.predictions(logits); each evaluated split:
     task.compute_metrics(Evaluation(predictions, label_ids, labels, features, examples))
+    task.tune(evaluation of dev) -> options learnt on dev (a decision threshold), kept in the run
     task.predict(model, tokenizer, inputs, labels, options)   # inputs: dicts of input_fields
 
-A task owns its whole shape: how many texts an example has (``input_fields``), what the model
+A task owns its whole shape, and nothing outside it guesses at its labels: which positions of a
+feature are labelled (``label_mask``), what a feature without labels is (``without_labels``), how
+a teacher's soft targets are learnt (``distillation_loss``) or why they cannot be
+(``teacher_refusal``), how confident a pseudo-label is (``pseudo_label``), how a split is scored
+when transformers' loop cannot concatenate its predictions (``evaluate_split``), how the hub card
+loads the model (``auto_class``, ``loading_arguments``) and how the page shows a prediction
+(``display``). Besides that: how many texts an example has (``input_fields``), what the model
 outputs and how that becomes predictions (arg-max, start/end spans, a score), what its metric
 needs (kept in the features it encodes: example ids, offsets ...), which metric selects the best
 epoch (``primary_metric``, ``greater_is_better``) and which the summary shows.
@@ -25,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .features import positions_or_example
 from .heads import Head
 from .options import Options
 
@@ -74,6 +82,18 @@ class Task(Head):
     greater_is_better: ClassVar[bool] = True
     #: Metrics the end-of-run summary shows, in order (default: the primary metric).
     summary_metrics: ClassVar[tuple[str, ...]] = ()
+    #: The transformers class the hub card's loading snippet uses (``AutoModel``: the task's head
+    #: is no transformers class; the card then says to load it with the task).
+    auto_class: ClassVar[str] = "AutoModel"
+    #: How the page (``peft-hub serve``) shows a prediction: ``entities`` (``{"entities": [{"start",
+    #: "end", "type"}]}``, offsets in code points), ``label`` (``{"label", "score", "scores"}``),
+    #: ``labels`` (``{"labels": [...], "scores"}``), ``answer`` (``{"answer", "score"}``),
+    #: ``score`` (``{"score"}``), ``text`` (``{"text"}`` generated); anything else: the JSON.
+    display: ClassVar[str] = "json"
+    #: What an example is, for augmenters (:attr:`peft_hub.Augmenter.shapes`): ``text`` (a dataclass
+    #: with a ``text`` field and labels that a changed text keeps), ``tokens`` (``tokens`` and IOB2
+    #: ``tags`` of the same length), ``pair`` (``text`` and ``text_pair``); None: no augmenter applies.
+    example_shape: ClassVar[str | None] = None
     #: Whether the trained encoder represents one text as a whole (a sequence classifier does; a
     #: tagger, a span extractor or a cross-encoder of pairs does not): ``peft-hub embed`` and
     #: ``evaluate --sts`` take runs of such tasks and refuse the others.
@@ -96,9 +116,63 @@ class Task(Head):
         """Read the splits named by the recipe's ``data`` section."""
         raise NotImplementedError
 
-    def labels(self, splits: Splits) -> list[str]:
-        """The label names, from the training split ([] for a regression)."""
+    def labels(self, splits: Splits, data: DataConfig | None = None) -> list[str]:
+        """The label names, in model output order ([] for a regression): from the training split,
+        or from what ``data`` (the recipe's data section, when known) names beside it (a
+        ``labels.txt``). Called on subsets too (``{"train": examples}``) to see which labels they hold."""
         raise NotImplementedError
+
+    # -- the label shape: what the core asks instead of guessing -------------------------------------
+
+    def label_mask(self, feature: dict) -> list[int] | int:
+        """Where a feature is labelled: a 0/1 per position (a token task: 1 where ``labels`` is not
+        -100) or one 0/1 for the whole example. Counts labelled items (``training.loss: token``) and
+        places a teacher's soft targets. Default: per position when ``labels`` is a list."""
+        return positions_or_example(feature)
+
+    def without_labels(self, feature: dict) -> dict:
+        """The feature with its labels ignored (unlabelled text learnt from a teacher alone).
+        Default: -100 at every position, or for the example."""
+        labels = feature["labels"]
+        return {**feature, "labels": [-100] * len(labels) if isinstance(labels, list) else -100}
+
+    def supervised_loss(self, logits: Any, labels: Any) -> Any:
+        """The labels' loss of a batch mixing labelled features and features :meth:`without_labels`
+        (distillation over unlabelled text), for a task whose model's own loss cannot skip the
+        latter; called with ``logits=None`` to ask whether the task has one. Default:
+        NotImplemented (the model's own loss, which ignores -100)."""
+        return NotImplemented
+
+    def teacher_refusal(self, options: Any) -> str | None:
+        """Why this task (with these options) cannot learn from a teacher's soft targets, or None
+        when it can: asked when the recipe is validated, before anything is read or written."""
+        return None
+
+    def distillation_loss(self, student: Any, teacher: Any, temperature: float) -> Any:
+        """The soft-target loss of the labelled positions' logits (``[N, labels]`` tensors).
+        Default: ``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over N."""
+        import torch.nn.functional as F
+
+        t = temperature
+        return F.kl_div(F.log_softmax(student.float() / t, dim=-1), F.softmax(teacher.float() / t, dim=-1),
+                        reduction="batchmean") * t * t
+
+    def tune(self, evaluation: Evaluation) -> dict[str, Any]:
+        """Task options learnt on the dev split (e.g. a decision threshold), as ``{option: value}``:
+        the core scores dev with them, keeps those of the best checkpoint in the run's recipe, and
+        scores test and predicts with them. Default: nothing to tune."""
+        return {}
+
+    def evaluate_split(self, model: Any, tokenizer: Any, features: list[dict], examples: list, labels: list[str],
+                       options: Any) -> dict[str, float] | None:
+        """Scores of one split computed by the task itself, for predictions that transformers'
+        loop cannot concatenate (generated texts of any length). Default: None, the loop's
+        :meth:`predictions` and :meth:`compute_metrics` are used."""
+        return None
+
+    def loading_arguments(self, labels: list[str]) -> str:
+        """The keyword arguments of ``auto_class.from_pretrained`` in the hub card's snippet."""
+        return f"num_labels={len(labels) or 1}"
 
     def unlabeled_example(self, text: str, labels: list[str]) -> Any:
         """An example of one unlabelled text, as :meth:`read_data` makes them, with placeholder

@@ -1,4 +1,5 @@
-"""Unlabelled text for pretraining: documents from files, tokenized and grouped into blocks.
+"""Unlabelled text: documents from files, tokenized and grouped into blocks for pretraining; texts
+to embed; unlabelled pools for self-training and distillation.
 
 Formats: plain text (one document per line, or per blank-line separated paragraph), JSON Lines
 (``--text-field``), PubTator (``PMID|t|title`` / ``PMID|a|abstract`` lines; annotation lines
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import find_split_files, is_saved_dataset, jsonl_objects, load_dataset_splits, read_lines
-from .errors import DataError
+from .errors import DataError, PeftHubError
 from .models import special_tokens
 
 PUBTATOR_RE = re.compile(r"^(\d+)\|([ta])\|(.*)$")
@@ -262,3 +263,42 @@ def streaming_blocks(make_docs: Callable[[], Iterable[str]], builder_args: dict,
             return build_blocks(make_docs(), BlockBuilder(tokenizer, **builder_args))
 
     return StreamingBlocks()
+
+
+def read_texts(path: str, text_field: str = "text") -> list[str]:
+    """Texts to embed: one per line of a text file, or the ``text_field`` of each JSONL object."""
+    if Path(path).suffix.lower() in (".jsonl", ".json"):
+        texts = list(documents_in_file(Path(path), "jsonl", text_field))
+    else:
+        texts = [line.strip() for line in read_lines(path)]
+    if not any(t.strip() for t in texts):
+        raise DataError(f"{path} holds no text to embed.")
+    empty = [n for n, t in enumerate(texts, 1) if not t.strip()]
+    if empty:
+        raise DataError(f"{path}, line {empty[0]}: an empty text ({len(empty)} in all). Remove empty lines: each line is one text.")
+    return texts
+
+
+def read_unlabeled(source: str, task: Any, labels: list[str], options: Any, *, text_field: str = "text", skip: int = 0,
+                   limit: int | None = None) -> list:
+    """An unlabelled pool (self-training's, or distillation's unlabelled text) as ``task``'s
+    examples, their labels placeholders: a labelled file the task reads (labels ignored), else one
+    text per line or per JSONL object. A file counts as labelled only when the task reads it with
+    labels of the run's set: plain text a reader can parse (a first word taken as a label) stays
+    text. The first ``skip`` examples are dropped, then at most ``limit`` kept."""
+    from .schema import DataConfig
+
+    try:
+        examples = task.read_data(DataConfig(train=source, validation_split=0), options)["train"]
+        if not set(task.labels({"train": examples})) <= set(labels):
+            raise ValueError("not labelled with this run's labels")
+    except (PeftHubError, KeyError, ValueError):
+        try:
+            examples = [task.unlabeled_example(t, labels) for t in read_texts(source, text_field) if t.strip()]
+        except NotImplementedError:
+            raise PeftHubError(f"The {task.name!r} task cannot read unlabeled text (it has no unlabeled_example): "
+                               "it cannot learn from an unlabelled pool.") from None
+    examples = examples[skip:][:limit]
+    if not examples:
+        raise DataError(f"The unlabeled pool {source} holds no examples (after skipping {skip}).")
+    return examples

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import re
@@ -16,29 +17,8 @@ from typing import Any
 from .errors import PeftHubError
 from .guard import MAJORITY, progress_note
 from .progress import duration, interactive
+from .features import FeatureDataset
 from .recipes import Resolved
-
-
-class FeatureDataset:
-    """A list of tokenized examples (dicts of lists) as a map-style torch dataset, with the raw
-    examples they were encoded from (what a task's metric may need beside the predictions)."""
-
-    def __init__(self, features: list[dict], examples: list | None = None):
-        self.features = features
-        self.examples = examples if examples is not None else []
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.features[index]
-
-    def num_tokens(self) -> int:
-        return sum(len(f["input_ids"]) for f in self.features)
-
-    def num_labeled(self) -> int:
-        """Labelled items (not -100): tokens for token tasks, examples for sequence tasks."""
-        return sum(sum(1 for x in f["labels"] if x != -100) if isinstance(f["labels"], list) else 1 for f in self.features)
 
 
 def peak_memory_mb() -> float:
@@ -61,7 +41,7 @@ def _format_log(logs: dict) -> str | None:
         return f"{head}: loss {logs['loss']:.4f}, lr {logs.get('learning_rate', 0):.2e}"
     scores = {k.split("_", 1)[1]: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, float)}
     if scores:
-        keep = [k for k in scores if not k.startswith(("runtime", "samples_per", "steps_per")) and "_" not in k]
+        keep = [k for k in scores if not k.startswith(("runtime", "samples_per", "steps_per", "f1_", "majority_"))]
         return f"{head}: dev " + ", ".join(f"{k} {scores[k]:.4f}" for k in keep) + progress_note(scores)
     return None
 
@@ -126,34 +106,6 @@ def _callbacks(quiet: bool) -> tuple[list, list]:
 COMPLETE = "COMPLETE"
 
 
-def is_main_process() -> bool:
-    """True unless this is a non-zero rank of a multi-process run (torchrun / accelerate launch)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _process_group():
-    """torch.distributed when this process is one of several (set up by Trainer), else None."""
-    if "torch" not in sys.modules:
-        return None
-    import torch.distributed as dist
-
-    return dist if dist.is_available() and dist.is_initialized() else None
-
-
-def wait_for_other_processes() -> None:
-    """Block until every rank gets here (no-op in a single process)."""
-    if dist := _process_group():
-        dist.barrier()
-
-
-def end_processes() -> None:
-    """Close the process group once every rank is done (each stage ends with
-    :func:`wait_for_other_processes`). A rank that exits while another still writes or evaluates
-    tears gloo down under it ("terminate called without an active exception")."""
-    if dist := _process_group():
-        dist.destroy_process_group()
-
-
 def _CompleteMarker():
     """Marks a checkpoint directory complete once Trainer has written all of it, so a run killed
     while saving never leaves a checkpoint that looks usable."""
@@ -202,18 +154,39 @@ def _trainer_class() -> type:
         full) holding only the parameters that train, as safetensors. peft models keep peft's own
         checkpoint format. Trainer's best-model and resume loading read both."""
 
+        #: set by task_trainer: the run's method (peft_hub.Method) and its options. Its own
+        #: save_checkpoint / load_checkpoint write every checkpoint and read it back at the
+        #: best-checkpoint reload and at --resume (FSDP and DeepSpeed keep their own formats).
+        method: Any = None
+        method_options: Any = None
+
+        def _method_checkpoints(self) -> bool:
+            return self.method is not None and not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
+
         def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-            if hasattr(self.model, "peft_config"):
-                return super()._save(output_dir, state_dict)
             if not self.args.should_save:
                 return
+            output_dir = output_dir or self.args.output_dir
+            if self._method_checkpoints():
+                return self.method.save_checkpoint(self.model, Path(output_dir))
+            if hasattr(self.model, "peft_config"):
+                return super()._save(output_dir, state_dict)
             from safetensors.torch import save_file
             from transformers.utils import SAFE_WEIGHTS_NAME
 
-            output_dir = output_dir or self.args.output_dir
             os.makedirs(output_dir, exist_ok=True)
             state = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
             save_file(state, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            if not self._method_checkpoints():
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            self.method.load_checkpoint(self.model, Path(resume_from_checkpoint))
+
+        def _load_best_model(self) -> None:
+            if not self._method_checkpoints():
+                return super()._load_best_model()
+            self.method.load_checkpoint(self.model, Path(self.state.best_model_checkpoint))
 
         #: the dataset being evaluated (set by evaluate: a task's metric reads its features and examples)
         evaluating: Any = None
@@ -221,12 +194,20 @@ def _trainer_class() -> type:
         #: set by build_trainer: scores the model on held-out data in place of Trainer's loss loop
         #: (a pretraining objective's own evaluation: perplexity, STS Spearman, accuracy ...)
         own_evaluation: Callable[[Any], dict[str, float]] | None = None
+        #: set by task_trainer: a task's own scoring of the evaluated dataset, or None for the loop
+        task_evaluation: Callable[[Any, Any], dict[str, float] | None] | None = None
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             self.evaluating = eval_dataset if eval_dataset is not None else self.eval_dataset
-            if self.own_evaluation is None:
+            if self.own_evaluation is not None:
+                scores = self.own_evaluation(self.model)
+            elif self.task_evaluation is not None:
+                scores = self.task_evaluation(self.model, self.evaluating)
+            else:
+                scores = None
+            if scores is None:
                 return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.own_evaluation(self.model).items()}
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
             self.log(metrics)
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
             return metrics
@@ -241,6 +222,9 @@ def _trainer_class() -> type:
         learning_rates: dict[str, float] = {}
 
         def create_optimizer(self, *args, **kwargs):
+            if self.optimizer is None and self.method is not None:
+                self.optimizer = self.method.optimizer(self.model, self.method_options, self.args.learning_rate,
+                                                       self.args.weight_decay)
             optimizer = super().create_optimizer(*args, **kwargs)
             if self.learning_rates:
                 _own_learning_rates(optimizer, self.model, self.learning_rates)
@@ -495,6 +479,32 @@ def build_trainer(
     return trainer
 
 
+TUNED_FILE = "tuned_options.json"
+
+
+def _TunedInCheckpoints(trainer: Any) -> Any:
+    """Writes the task options tuned at a checkpoint's step into it, so a resumed run still knows
+    those of a best checkpoint it did not evaluate itself."""
+    from transformers import TrainerCallback
+
+    class TunedInCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and path.is_dir() and state.global_step in trainer.tuned:
+                (path / TUNED_FILE).write_text(json.dumps(trainer.tuned[state.global_step]), encoding="utf-8")
+
+    return TunedInCheckpoints()
+
+
+def tuned_options(trainer: Any) -> dict:
+    """The task options tuned on dev at the kept (best, else last) checkpoint; {} when none were."""
+    step = trainer.state.best_global_step or trainer.state.global_step
+    if step in trainer.tuned:
+        return trainer.tuned[step]
+    saved = Path(trainer.state.best_model_checkpoint or "") / TUNED_FILE
+    return json.loads(saved.read_text(encoding="utf-8")) if trainer.state.best_model_checkpoint and saved.is_file() else {}
+
+
 def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev: Any, labels: list[str],
                  output_dir: Path, quiet: bool = False, learning_rates: dict[str, float] | None = None,
                  early_stopping: bool = False, distillation: Any = None) -> Any:
@@ -505,7 +515,7 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
     ``distillation`` (:class:`peft_hub.distill.Distillation`) adds a teacher's soft targets."""
     from transformers import EarlyStoppingCallback
 
-    from .tasks import Evaluation
+    from .tasks import Evaluation, Task
 
     task, metric = resolved.task, resolved.primary_metric
     trainer: Any = None
@@ -514,6 +524,9 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
         dataset = trainer.evaluating
         evaluation = Evaluation(prediction.predictions, prediction.label_ids, labels, getattr(dataset, "features", []),
                                 getattr(dataset, "examples", []), resolved.task_options)
+        if dataset is dev and dev is not None and (tuned := task.tune(evaluation)):  # options learnt on dev, per checkpoint
+            trainer.tuned[trainer.state.global_step] = tuned
+            evaluation = dataclasses.replace(evaluation, options=dataclasses.replace(resolved.task_options, **tuned))
         scores = task.compute_metrics(evaluation)
         constant = task.constant_predictions(evaluation)
         if constant is not None and metric in scores:
@@ -529,7 +542,23 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
         resolved.recipe.training, resolved.learning_rate, model, tokenizer, train, dev, output_dir,
         collator=collator, compute_metrics=compute_metrics, predictions=task.predictions,
         metric=metric, greater_is_better=task.greater_is_better, quiet=quiet, learning_rates=learning_rates,
-        callbacks=(EarlyStoppingCallback(patience),) if early_stopping and (patience := resolved.recipe.training.early_stopping_patience) else (),
+        callbacks=(*((EarlyStoppingCallback(patience),) if early_stopping and (patience := resolved.recipe.training.early_stopping_patience) else ()),
+                   *resolved.method.callbacks(model, resolved.method_options)),
     )
+    trainer.method, trainer.method_options = resolved.method, resolved.method_options
+    trainer.tuned = {}  # step -> the task options tuned on dev at that evaluation (Task.tune)
+    trainer.add_callback(_TunedInCheckpoints(trainer))
+
+    def task_evaluation(model: Any, dataset: Any) -> dict[str, float] | None:
+        was_training = model.training
+        model.eval()
+        try:
+            return task.evaluate_split(model, tokenizer, getattr(dataset, "features", []), getattr(dataset, "examples", []),
+                                       labels, resolved.task_options)
+        finally:
+            model.train(was_training)
+
+    if type(task).evaluate_split is not Task.evaluate_split:
+        trainer.task_evaluation = task_evaluation
     trainer.distillation = distillation
     return trainer

@@ -9,7 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import peft_hub
-from peft_hub import AugmenterOptions, option, share
+from peft_hub import AugmenterOptions, option
+
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
 
 def mentions(tags: list[str]) -> list[tuple[int, int, str]]:
@@ -27,17 +29,14 @@ def mentions(tags: list[str]) -> list[tuple[int, int, str]]:
 
 @dataclass
 class ReplaceOptions(AugmenterOptions):
-    rate: float = option(0.5, "Probability that each entity of a changed sentence is replaced.")
-
-    def check(self):
-        return super().check() + share("rate", self.rate)
+    rate: float = option(0.5, "Probability that each entity of a changed sentence is replaced.", low=0, high=1)
 
 
 class MentionReplace(peft_hub.Augmenter):
     name = "mention_replace"
     description = "Swaps entities for other mentions of the same type from the training set."
     Options = ReplaceOptions
-    tasks = ("ner",)
+    shapes = ("tokens",)  # an example with .tokens and .tags (IOB2)
 
     def fit(self, examples, options):
         found = defaultdict(set)
@@ -60,17 +59,14 @@ class MentionReplace(peft_hub.Augmenter):
 
 @dataclass
 class DropoutOptions(AugmenterOptions):
-    rate: float = option(0.1, "Probability that each word outside an entity is dropped from a changed sentence.")
-
-    def check(self):
-        return super().check() + share("rate", self.rate, below_one=True)
+    rate: float = option(0.1, "Probability that each word outside an entity is dropped from a changed sentence.", low=0, below=1)
 
 
 class TokenDropout(peft_hub.Augmenter):
     name = "token_dropout"
     description = "Drops words outside entities (label-preserving token dropout)."
     Options = DropoutOptions
-    tasks = ("ner",)
+    shapes = ("tokens",)  # an example with .tokens and .tags (IOB2)
 
     def augment(self, example, rng, options, state):
         keep = [i for i, tag in enumerate(example.tags) if tag != "O" or rng.random() >= options.rate]

@@ -8,25 +8,23 @@ import dataclasses
 from dataclasses import dataclass
 
 import peft_hub
-from peft_hub import AugmenterOptions, option, share
+from peft_hub import AugmenterOptions, option
+
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
 
 @dataclass
 class EdaOptions(AugmenterOptions):
-    delete: float = option(0.1, "Probability that each word is deleted.")
-    swaps: int = option(1, "How many times two random words trade places.")
-    inserts: int = option(1, "How many copies of the text's own words are inserted at random places.")
-
-    def check(self):
-        return super().check() + share("delete", self.delete, below_one=True) + [
-            f"{k}: must be 0 or more, got {getattr(self, k)}" for k in ("swaps", "inserts") if getattr(self, k) < 0]
+    delete: float = option(0.1, "Probability that each word is deleted.", low=0, below=1)
+    swaps: int = option(1, "How many times two random words trade places.", low=0)
+    inserts: int = option(1, "How many copies of the text's own words are inserted at random places.", low=0)
 
 
 class Eda(peft_hub.Augmenter):
     name = "eda"
     description = "Random deletion, swap and insertion of the text's own words (EDA without a thesaurus)."
     Options = EdaOptions
-    tasks = ("classify",)
+    shapes = ("text",)  # an example with a .text
 
     def augment(self, example, rng, options, state):
         words = example.text.split()
@@ -43,17 +41,14 @@ class Eda(peft_hub.Augmenter):
 
 @dataclass
 class CutoffOptions(AugmenterOptions):
-    ratio: float = option(0.1, "Share of the words in the removed span.")
-
-    def check(self):
-        return super().check() + share("ratio", self.ratio, below_one=True)
+    ratio: float = option(0.1, "Share of the words in the removed span.", low=0, below=1)
 
 
 class SpanCutoff(peft_hub.Augmenter):
     name = "span_cutoff"
     description = "Removes one contiguous span of words (span cutoff)."
     Options = CutoffOptions
-    tasks = ("classify",)
+    shapes = ("text",)  # an example with a .text
 
     def augment(self, example, rng, options, state):
         words = example.text.split()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import peft_hub
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from peft_hub import (
     read_lines,
     split_files,
 )
+
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
 log = logging.getLogger("peft_hub.classify")
 TEXT_NAMES = ("text", "sentence", "content", "review", "document")
@@ -137,12 +140,28 @@ def read_file(path: Path, fmt: str, options, encoding: str = "utf-8") -> list[Ex
     return _read_label_first(lines, where)
 
 
+def _refuse_joined_labels(examples: list[Example]) -> None:
+    """Labels such as "2,15" whose parts are labels of other examples: several labels per text, which
+    this task would learn as classes of their own."""
+    single = {e.label for e in examples}
+    joined = [e for e in examples if (parts := [p.strip() for p in re.split(r"[,;]", e.label)]) and len(parts) > 1
+              and all(p in single for p in parts)]
+    if joined and len(joined) >= max(2, len(examples) // 100):
+        example = joined[0]
+        raise DataError(f"The data looks multi-label: {len(joined):,} of {len(examples):,} training examples have labels joined "
+                        f"by ',' or ';' whose parts are labels themselves (line {example.line}: {example.label!r}); this task "
+                        "would learn each combination as a class of its own. Use --task multilabel.")
+
+
 class Classify(peft_hub.Task):
     name = "classify"
     description = "Text classification (one label per text); accuracy and macro-F1."
     Options = ClassifyOptions
     keep_full_precision = ["classifier"]  # the head stays out of 8-bit/4-bit
     peft_task_type = "SEQ_CLS"
+    auto_class = "AutoModelForSequenceClassification"
+    example_shape = "text"
+    display = "label"
     sentence_embeddings = True
     primary_metric = "f1"  # macro-F1: accuracy hides a model that ignores the rare classes
     summary_metrics = ("accuracy", "f1")
@@ -171,9 +190,10 @@ class Classify(peft_hub.Task):
         if options.coarse_labels:
             for example in (e for examples in splits.values() for e in examples):
                 example.label = example.label.split(options.label_separator, 1)[0]
+        _refuse_joined_labels(splits.get("train", []))
         return splits
 
-    def labels(self, splits):
+    def labels(self, splits, data=None):
         return label_set(splits)
 
     def unlabeled_example(self, text, labels):

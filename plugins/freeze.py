@@ -7,13 +7,12 @@ from dataclasses import dataclass
 import peft_hub
 from peft_hub import StateDictMethod, encoder_layers, option, train_head, train_only
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 @dataclass
 class FreezeOptions(peft_hub.Options):
-    top_layers: int = option(2, "How many of the top encoder layers train (0: only the head).")
-
-    def check(self) -> list[str]:
-        return [] if self.top_layers >= 0 else [f"top_layers: must be 0 or more, got {self.top_layers}"]
+    top_layers: int = option(2, "How many of the top encoder layers train (0: only the head).", low=0)
 
 
 class Freeze(StateDictMethod):

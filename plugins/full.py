@@ -6,6 +6,8 @@ from __future__ import annotations
 import peft_hub
 from peft_hub import StateDictMethod, train_only
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 class Full(StateDictMethod):
     name = "full"

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import peft_hub
 from peft_hub import option
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 @dataclass
 class IA3Options(peft_hub.Options):

@@ -8,12 +8,14 @@ from typing import Literal
 import peft_hub
 from peft_hub import option
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 @dataclass
 class LoraOptions(peft_hub.Options):
-    r: int = option(16, "Rank of the update matrices: higher = more capacity and memory.")
+    r: int = option(16, "Rank of the update matrices: higher = more capacity and memory.", low=1)
     alpha: float = option(32.0, "Scaling numerator: the update is multiplied by alpha / r.")
-    dropout: float = option(0.1, "Dropout on the LoRA input.")
+    dropout: float = option(0.1, "Dropout on the LoRA input.", low=0, below=1)
     target_modules: list[str] | str = option(
         ["query", "key", "value", "dense"],
         "Module names (suffixes) to adapt, or 'all-linear'. The default covers every linear layer of a BERT-style encoder.",
@@ -21,14 +23,9 @@ class LoraOptions(peft_hub.Options):
     bias: Literal["none", "all", "lora_only"] = option("none", "Which biases train.")
 
     def check(self) -> list[str]:
-        errors = []
-        if self.r < 1:
-            errors.append(f"r: must be at least 1, got {self.r}")
-        if not 0 <= self.dropout < 1:
-            errors.append(f"dropout: must be in [0, 1), got {self.dropout}")
         if isinstance(self.target_modules, list) and not self.target_modules:
-            errors.append("target_modules: must name at least one module, or be 'all-linear'")
-        return errors
+            return ["target_modules: must name at least one module, or be 'all-linear'"]
+        return []
 
 
 class Lora(peft_hub.PeftMethod):

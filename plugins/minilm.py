@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import peft_hub
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 def _model_dir() -> str:
     try:

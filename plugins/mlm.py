@@ -16,23 +16,22 @@ import os
 import peft_hub
 from peft_hub import load_pretrained, option
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 log = logging.getLogger("peft_hub.mlm")
 
 
 @dataclass
 class MlmOptions(peft_hub.Options):
-    mlm_probability: float = option(0.15, "Share of tokens (mlm) or words (wwm) selected for prediction.")
-    mask_replace_prob: float = option(0.8, "Of the selected: share replaced by [MASK].")
-    random_replace_prob: float = option(0.1, "Of the selected: share replaced by a random token (the rest stay unchanged).")
+    mlm_probability: float = option(0.15, "Share of tokens (mlm) or words (wwm) selected for prediction.", above=0, below=1)
+    mask_replace_prob: float = option(0.8, "Of the selected: share replaced by [MASK].", low=0, high=1)
+    random_replace_prob: float = option(0.1, "Of the selected: share replaced by a random token (the rest stay unchanged).", low=0, high=1)
     sparse_head: bool = option(True, "Train with the head computed only at masked positions (same loss, less work).")
 
     def check(self) -> list[str]:
-        errors = []
-        if not 0 < self.mlm_probability < 1:
-            errors.append(f"mlm_probability: must be in (0, 1), got {self.mlm_probability}")
-        if self.mask_replace_prob < 0 or self.random_replace_prob < 0 or self.mask_replace_prob + self.random_replace_prob > 1:
-            errors.append("mask_replace_prob and random_replace_prob: must be >= 0 and add up to at most 1")
-        return errors
+        if self.mask_replace_prob + self.random_replace_prob > 1:
+            return ["mask_replace_prob and random_replace_prob: must add up to at most 1"]
+        return []
 
 
 class WholeWordMaskCollator:

@@ -29,6 +29,8 @@ from peft_hub import (
     split_files,
 )
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 log = logging.getLogger("peft_hub.ner")
 TAG_RE = re.compile(r"^(?:O|([BIESLU])-(.+))$")
 GIANT_SENTENCE = 1000  # words; CoNLL-2003's longest sentence has 124
@@ -37,11 +39,8 @@ WORD_RE = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]", re.UNICODE)
 
 @dataclass
 class NerOptions(peft_hub.Options):
-    max_length: int = option(256, "Most sub-tokens per example; longer sentences are split into windows (never truncated).")
+    max_length: int = option(256, "Most sub-tokens per example; longer sentences are split into windows (never truncated).", low=8)
     batch_size: int = option(64, "Sentences per forward pass in `predict`.")
-
-    def check(self) -> list[str]:
-        return [] if self.max_length >= 8 else [f"max_length: must be at least 8, got {self.max_length}"]
 
 
 # -- tag schemes ----------------------------------------------------------------------------------
@@ -167,6 +166,9 @@ class Ner(peft_hub.Task):
     Options = NerOptions
     keep_full_precision = ["classifier"]  # the head stays out of 8-bit/4-bit
     peft_task_type = "TOKEN_CLS"
+    auto_class = "AutoModelForTokenClassification"
+    example_shape = "tokens"
+    display = "entities"
     primary_metric = "f1"
     summary_metrics = ("precision", "recall", "f1", "accuracy")
 
@@ -189,7 +191,7 @@ class Ner(peft_hub.Task):
             log.info("%s: %d sentences, %s tags%s", sources[split], len(sentences), scheme, note)
         return raw
 
-    def labels(self, splits):
+    def labels(self, splits, data=None):
         types = sorted({t[2:] for s in splits.get("train", []) for t in s.tags if t != "O"})
         unseen = sorted({t[2:] for name, sents in splits.items() if name != "train" for s in sents for t in s.tags if t != "O"} - set(types))
         if unseen:

@@ -35,6 +35,8 @@ from peft_hub import (
     split_files,
 )
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 log = logging.getLogger("peft_hub.pair")
 
 
@@ -57,6 +59,9 @@ class Pair(peft_hub.Task):
     input_fields = ("text", "text_pair")
     keep_full_precision = ["classifier"]
     peft_task_type = "SEQ_CLS"
+    auto_class = "AutoModelForSequenceClassification"
+    example_shape = "pair"
+    display = "label"  # a regression: {"score"}
     primary_metric = "accuracy"
     summary_metrics = ("accuracy", "f1", "pearson", "spearman")
 
@@ -93,7 +98,12 @@ class Pair(peft_hub.Task):
                                 f"{len(set(scores))} distinct values). Set task.options.target=regression.")
         return splits
 
-    def labels(self, splits):
+    def teacher_refusal(self, options):
+        if options.target == "regression":
+            return "a regression predicts one score per pair, with no distribution to distill (task.options.target=classification has one)"
+        return None
+
+    def labels(self, splits, data=None):
         if any(isinstance(e.label, float) for e in splits.get("train", [])[:1]):
             return []  # a regression: one output, no label names
         return label_set(splits)

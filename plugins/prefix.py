@@ -8,15 +8,14 @@ from dataclasses import dataclass
 import peft_hub
 from peft_hub import option
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 @dataclass
 class PrefixOptions(peft_hub.Options):
-    num_virtual_tokens: int = option(20, "Length of the prefix (virtual tokens per layer).")
+    num_virtual_tokens: int = option(20, "Length of the prefix (virtual tokens per layer).", low=1)
     projection: bool = option(False, "Reparametrise the prefix through a 2-layer MLP (more stable, more parameters while training).")
-    projection_hidden: int = option(128, "Hidden size of that MLP.")
-
-    def check(self) -> list[str]:
-        return [] if self.num_virtual_tokens >= 1 else [f"num_virtual_tokens: must be at least 1, got {self.num_virtual_tokens}"]
+    projection_hidden: int = option(128, "Hidden size of that MLP.", low=1)
 
 
 class Prefix(peft_hub.PeftMethod):

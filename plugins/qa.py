@@ -30,27 +30,25 @@ from pathlib import Path
 import peft_hub
 from peft_hub import DataError, load_pretrained, model_outputs, option, read_jsonl, read_lines, split_files
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 log = logging.getLogger("peft_hub.qa")
 
 
 @dataclass
 class QaOptions(peft_hub.Options):
-    max_length: int = option(384, "Sub-tokens per window (question + context part).")
-    doc_stride: int = option(128, "Sub-tokens shared by neighbouring windows of a long context.")
-    max_answer_length: int = option(30, "Longest answer, in sub-tokens.")
-    n_best: int = option(20, "Start and end candidates tried per window.")
+    max_length: int = option(384, "Sub-tokens per window (question + context part).", low=32)
+    doc_stride: int = option(128, "Sub-tokens shared by neighbouring windows of a long context.", low=0)
+    max_answer_length: int = option(30, "Longest answer, in sub-tokens.", low=1)
+    n_best: int = option(20, "Start and end candidates tried per window.", low=1)
     article_split: list[float] | None = option(
         None, "Split one file by article into train / dev / test shares, in file order, e.g. [0.75, 0.083, 0.167].")
-    batch_size: int = option(32, "Windows per forward pass in `predict`.")
+    batch_size: int = option(32, "Windows per forward pass in `predict`.", low=1)
 
     def check(self) -> list[str]:
         errors = []
-        if self.max_length < 32:
-            errors.append(f"max_length: must be at least 32, got {self.max_length}")
-        if not 0 <= self.doc_stride < self.max_length // 2:
-            errors.append(f"doc_stride: must be at least 0 and below half of max_length ({self.max_length // 2}), got {self.doc_stride}")
-        if self.max_answer_length < 1:
-            errors.append(f"max_answer_length: must be at least 1, got {self.max_answer_length}")
+        if self.doc_stride >= self.max_length // 2:
+            errors.append(f"doc_stride: must be below half of max_length ({self.max_length // 2}), got {self.doc_stride}")
         if self.article_split is not None and (len(self.article_split) != 3 or any(s < 0 for s in self.article_split)
                                                or not 0.99 <= sum(self.article_split) <= 1.01 or self.article_split[0] == 0):
             errors.append(f"article_split: three shares (train, dev, test) >= 0 summing to 1, train above 0; got {self.article_split}")
@@ -185,6 +183,8 @@ class QuestionAnswering(peft_hub.Task):
     # the model (LoRA/IA3 would then train without segment ids, and a merged model, which gets them,
     # would answer differently). The feature-extraction wrapper passes every input through.
     peft_task_type = "FEATURE_EXTRACTION"
+    auto_class = "AutoModelForQuestionAnswering"
+    display = "answer"
     primary_metric = "f1"
     summary_metrics = ("exact_match", "f1")
 
@@ -213,7 +213,10 @@ class QuestionAnswering(peft_hub.Task):
             splits = split_by_article(splits["train"], options.article_split, str(files["train"]))
         return splits
 
-    def labels(self, splits):
+    def teacher_refusal(self, options):
+        return "its model scores a start and an end position per window, not one distribution per label"
+
+    def labels(self, splits, data=None):
         return []  # spans, not labels
 
     def _windows(self, tokenizer, questions: list[str], contexts: list[str], options):

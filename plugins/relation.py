@@ -40,6 +40,8 @@ from peft_hub import (
     split_files,
 )
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 MARKERS = ("<e1>", "</e1>", "<e2>", "</e2>")
 ID_LINE = re.compile(r"^\s*(\d+)\t(.*)$")
 DIRECTION = re.compile(r"\((e[12]),\s*(e[12])\)$")
@@ -47,12 +49,9 @@ DIRECTION = re.compile(r"\((e[12]),\s*(e[12])\)$")
 
 @dataclass
 class RelationOptions(peft_hub.Options):
-    max_length: int = option(128, "Most sub-tokens per sentence; a longer one is cut to a window that keeps both entities.")
+    max_length: int = option(128, "Most sub-tokens per sentence; a longer one is cut to a window that keeps both entities.", low=16)
     other_label: str = option("Other", "The 'no relation' label, left out of the macro-F1 (SemEval's rule).")
     batch_size: int = option(64, "Sentences per forward pass in `predict`.")
-
-    def check(self) -> list[str]:
-        return [] if self.max_length >= 16 else [f"max_length: must be at least 16, got {self.max_length}"]
 
 
 @dataclass
@@ -195,6 +194,7 @@ class Relation(peft_hub.Task):
     Options = RelationOptions
     keep_full_precision = ["marker_embeddings", "relation_head"]
     peft_task_type = "SEQ_CLS"
+    display = "label"  # its head (entity-start states) is no transformers class: the card loads AutoModel
     primary_metric = "f1"
     summary_metrics = ("precision", "recall", "f1", "accuracy")
 
@@ -220,7 +220,7 @@ class Relation(peft_hub.Task):
             splits[split] = examples
         return splits
 
-    def labels(self, splits):
+    def labels(self, splits, data=None):
         return label_set(splits)
 
     def prepare_tokenizer(self, tokenizer, options):

@@ -19,15 +19,14 @@ from dataclasses import dataclass
 import peft_hub
 from peft_hub import DataError, load_with_head, model_outputs, option
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 IN_ORDER, OTHER = 0, 1  # label 1: swapped (sop) / not the next segment (nsp)
 
 
 @dataclass
 class SentenceOrderOptions(peft_hub.Options):
-    short_segment_prob: float = option(0.1, "Share of pairs built to a random shorter length (BERT: 0.1), so that short inputs are seen too.")
-
-    def check(self) -> list[str]:
-        return [] if 0 <= self.short_segment_prob <= 1 else [f"short_segment_prob: must be in [0, 1], got {self.short_segment_prob}"]
+    short_segment_prob: float = option(0.1, "Share of pairs built to a random shorter length (BERT: 0.1), so that short inputs are seen too.", low=0, high=1)
 
 
 class SentenceOrder(peft_hub.Objective):

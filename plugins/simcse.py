@@ -42,6 +42,8 @@ from peft_hub import (
     sts_scores,
 )
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 log = logging.getLogger("peft_hub.simcse")
 ENTAILMENT, CONTRADICTION = "entailment", "contradiction"
 NLI_LABELS = {"entailment": ENTAILMENT, "contradiction": CONTRADICTION, "neutral": "neutral",
@@ -55,26 +57,19 @@ class SimcseOptions(peft_hub.Options):
         "file; contradictions are hard negatives) or labels (two examples of the same label, read by `task`; SetFit).")
     task: str = option("classify", "pairs=labels: the task whose reader reads the labelled data.")
     task_options: dict = option({}, "pairs=labels: options of that task's reader (e.g. {label_column: intent}).")
-    positives_per_example: int = option(20, "pairs=labels: positive pairs drawn per labelled example (SetFit: 20).")
-    temperature: float = option(0.05, "Softmax temperature of the cosine similarities (SimCSE: 0.05).")
+    positives_per_example: int = option(20, "pairs=labels: positive pairs drawn per labelled example (SetFit: 20).", low=1)
+    temperature: float = option(0.05, "Softmax temperature of the cosine similarities (SimCSE: 0.05).", above=0, high=10)
     pooling: Literal["mean", "cls", "pooler"] = option(
         "mean", "Sentence vector: mean of the last hidden states over real tokens, the first token's, or the encoder's pooler "
         "(dense + tanh on the first token: what a classification head reads; SimCSE's cls with MLP).")
     sts: str | None = option(None, "An STS file (sentence1, sentence2, score in [0, 5], e.g. ../shared/data/stsb/sts-dev.csv) scored before and after training.")
     hard_negatives: bool = option(True, "pairs=nli: use contradiction hypotheses as hard negatives.")
-    max_length: int = option(64, "pairs=nli or labels: most sub-tokens per sentence (plain text is cut at data.block_size).")
+    max_length: int = option(64, "pairs=nli or labels: most sub-tokens per sentence (plain text is cut at data.block_size).", low=4)
 
     def check(self) -> list[str]:
-        errors = []
-        if not 0 < self.temperature <= 10:
-            errors.append(f"temperature: must be in (0, 10], got {self.temperature}")
         if self.sts is not None and not Path(self.sts).is_file():
-            errors.append(f"sts: {self.sts} is not a file (an STS file: sentence1, sentence2, score)")
-        if self.max_length < 4:
-            errors.append(f"max_length: must be at least 4, got {self.max_length}")
-        if self.positives_per_example < 1:
-            errors.append(f"positives_per_example: must be at least 1, got {self.positives_per_example}")
-        return errors
+            return [f"sts: {self.sts} is not a file (an STS file: sentence1, sentence2, score)"]
+        return []
 
 
 class SimCSE(peft_hub.Objective):

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import SAMPLES
-from peft_hub import adapt, recipes
+from peft_hub import adapt, recipes, finished
 from peft_hub.cli import cli
 
 TEXTS = ["Anna Schmidt flew from Paris to Tokyo with Toyota .", "EU rejects German call to boycott British lamb ."]
@@ -78,7 +78,7 @@ def test_resolved_recipe_reruns(ner_run):
 
 def test_reload_gives_identical_predictions(ner_run):
     expected = ner_run.predict(TEXTS)
-    assert adapt.load_run(ner_run.directory).predict(TEXTS) == expected
+    assert finished.load_run(ner_run.directory).predict(TEXTS) == expected
     # ... and in a fresh process, through the CLI
     result = subprocess.run(
         [sys.executable, "-m", "peft_hub", "predict", str(ner_run.directory), *TEXTS, "--json"],
@@ -111,7 +111,7 @@ def test_cli_adapt_classify_and_refuse_to_overwrite(tiny_model, tmp_path, cli_ru
     assert {"accuracy", "f1"} <= set(summary["dev"]) and summary["output"] == str(out)
     again = cli_runner.invoke(cli, _adapt_args(tiny_model, out, "classify"))
     assert again.exit_code == 1 and "already holds a finished run" in again.output and "--overwrite" in again.output
-    loaded = adapt.load_run(out)
+    loaded = finished.load_run(out)
     (prediction,) = loaded.predict(["the staff were friendly"])
     assert prediction["label"] in ("positive", "negative") and abs(sum(prediction["scores"].values()) - 1) < 1e-3
 

@@ -73,7 +73,7 @@ def test_adapt_augments_on_the_fly_and_differently_each_epoch(tiny_model, tmp_pa
     task = resolved.task
     splits = task.read_data(recipes.DataConfig(path=str(SAMPLES / "ner")), resolved.task_options)
     labels = task.labels(splits)
-    from peft_hub.train import FeatureDataset
+    from peft_hub.features import FeatureDataset
 
     train = FeatureDataset(task.encode(splits["train"], tokenizer, labels, resolved.task_options), splits["train"])
     with_entities = next(i for i, s in enumerate(splits["train"]) if any(t != "O" for t in s.tags))
@@ -88,7 +88,7 @@ def test_adapt_augments_on_the_fly_and_differently_each_epoch(tiny_model, tmp_pa
 def test_augmenters_are_refused_where_they_do_not_apply(cli_runner, tiny_model, tiny_runs, tmp_path):
     base = ["adapt", "--task", "ner", "--method", "lora", "--model", str(tiny_model), "--output", str(tmp_path / "o"), "--quiet"]
     cases = [
-        (["--augment", "eda"], "changes examples of the classify task(s), not of 'ner'"),
+        (["--augment", "eda"], "changes examples of the shape(s) 'text', not the 'ner' task's, whose examples are 'tokens'"),
         (["--augment", "mention_replac"], "Unknown augmenter 'mention_replac'. Did you mean 'mention_replace'?"),
         (["augment=[{name: token_dropout, options: {rate: 2}}]"], "augment[0].options.rate: must be in [0, 1)"),
         (["augment=[{name: token_dropout, options: {p: -1}}]"], "augment[0].options.p: must be in [0, 1]"),
@@ -99,3 +99,4 @@ def test_augmenters_are_refused_where_they_do_not_apply(cli_runner, tiny_model, 
         assert result.exit_code == 1 and message in result.output, (extra, result.output)
     listed = cli_runner.invoke(cli, ["augmenters", "list"]).output
     assert all(f"{name}: " in listed for name in ("eda", "span_cutoff", "mention_replace", "token_dropout"))
+    assert "shapes: text" in listed and "shapes: tokens" in listed

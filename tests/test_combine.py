@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import train_tiny
-from peft_hub import adapt, merging
+from peft_hub import merging, finished
 from peft_hub.cli import cli
 
 TEXTS = ["Anna Schmidt flew from Paris to Tokyo with Toyota .", "EU rejects German call to boycott British lamb ."]
@@ -32,7 +32,7 @@ def test_an_adapter_combined_with_itself_by_cat_predicts_as_it_does(cli_runner, 
     out = tmp_path / "self"
     result = cli_runner.invoke(cli, ["merge", "--adapters", f"{ner},{ner}", "--combination", "cat", "--output", str(out)])
     assert result.exit_code == 0, result.output
-    alone, merged = adapt.load_run(ner).predict(TEXTS), adapt.load_run(out).predict(TEXTS)
+    alone, merged = finished.load_run(ner).predict(TEXTS), finished.load_run(out).predict(TEXTS)
     assert [[(e["type"], e["start"], e["end"]) for e in p["entities"]] for p in merged] == \
         [[(e["type"], e["start"], e["end"]) for e in p["entities"]] for p in alone]
     assert [e["score"] for p in merged for e in p["entities"]] == pytest.approx([e["score"] for p in alone for e in p["entities"]], abs=2e-3)
@@ -55,7 +55,7 @@ def test_two_adapters_combine_into_a_hub_entry_with_combined_heads(cli_runner, t
         assert head.allclose(0.7 * _weights(a)[HEAD] + 0.3 * _weights(b)[HEAD], atol=1e-6)
     else:
         assert not head.allclose(_weights(a)[HEAD]) and head.shape == _weights(a)[HEAD].shape
-    predictions = adapt.load_run("ab").predict(TEXTS)
+    predictions = finished.load_run("ab").predict(TEXTS)
     assert len(predictions) == 2
     assert "already has an entry 'ab'" in cli_runner.invoke(cli, args).output
 

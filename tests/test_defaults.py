@@ -103,7 +103,11 @@ def test_a_run_that_cannot_learn_is_flagged_everywhere(tiny_model, tmp_path, cli
 
 
 def _keyword_data(directory):
-    """Texts whose label is told by one word: learnable by the tiny model in a few epochs."""
+    """Texts whose label is told by one word: learnable by the tiny model in a few epochs (both words
+    are in the tiny model's vocabulary, which conftest builds from the sample data)."""
+    from conftest import _vocabulary
+
+    assert {"great", "never"} <= set(_vocabulary()), "the keywords must be words the tiny model knows"
     words = "the staff meal service room food price support emails years was had in and my of it".split()
     rng = random.Random(0)
     directory.mkdir()
@@ -112,7 +116,7 @@ def _keyword_data(directory):
         for _ in range(size):
             label = rng.choice(["positive", "negative"])
             text = rng.sample(words, 5)
-            text.insert(rng.randrange(6), "best" if label == "positive" else "never")
+            text.insert(rng.randrange(6), "great" if label == "positive" else "never")
             rows.append(f"{' '.join(text)}\t{label}")
         (directory / f"{split}.tsv").write_text("\n".join(rows) + "\n")
     return directory

@@ -10,8 +10,9 @@ import shutil
 import pytest
 import torch
 
+import peft_hub
 from conftest import train_tiny
-from peft_hub import adapt, distill, recipes, registry
+from peft_hub import adapt, distill, recipes, registry, finished
 from peft_hub.cli import cli
 from peft_hub.errors import PeftHubError
 
@@ -29,13 +30,13 @@ def test_the_loss_is_the_tempered_kl_beside_the_labels():
     teacher = torch.tensor([[[0.0, 3.0, 0.0], [9.0, 9.0, 9.0]]])
     inputs = {"input_ids": torch.ones(1, 2, dtype=torch.long), "labels": torch.tensor([[1, -100]]),
               "teacher_logits": teacher, "teacher_mask": torch.tensor([[True, False]])}
-    loss = distill.Distillation(temperature=2.0, alpha=0.25).loss(Model(), dict(inputs))
+    loss = distill.Distillation(peft_hub.Task(), temperature=2.0, alpha=0.25).loss(Model(), dict(inputs))
     student = torch.tensor([2.0, 0.0, -1.0])
     kl = torch.nn.functional.kl_div((student / 2).log_softmax(-1), (teacher[0, 0] / 2).softmax(-1), reduction="sum") * 4
     ce = torch.nn.functional.cross_entropy(student[None], torch.tensor([1]))
     assert loss.item() == pytest.approx((0.75 * ce + 0.25 * kl).item(), rel=1e-5)
     unlabeled = dict(inputs, labels=torch.tensor([[-100, -100]]))  # only the soft targets count
-    assert distill.Distillation(2.0, 0.25).loss(Model(), unlabeled).item() == pytest.approx(0.25 * kl.item(), rel=1e-5)
+    assert distill.Distillation(peft_hub.Task(), 2.0, 0.25).loss(Model(), unlabeled).item() == pytest.approx(0.25 * kl.item(), rel=1e-5)
 
 
 def test_the_collator_pads_teacher_logits_like_the_inputs(tokenizer):
@@ -71,13 +72,13 @@ def test_a_student_learns_the_teacher_from_unlabelled_text(tiny_model, tmp_path)
     unlabeled.write_text("\n".join(TEXTS * 8) + "\n")
     common = {"training.epochs": 1, "training.seed": 3}
     confident = train_tiny(tiny_model, tmp_path / "teacher", "ner", **{"training.epochs": 12, "training.learning_rate": 1e-2}).directory
-    before = adapt.load_run(train_tiny(tiny_model, tmp_path / "untaught", "ner", **{**common, "training.max_steps": 1}).directory)
+    before = finished.load_run(train_tiny(tiny_model, tmp_path / "untaught", "ner", **{**common, "training.max_steps": 1}).directory)
     student_run = train_tiny(tiny_model, tmp_path / "student", "ner", **{
         **common, "training.epochs": 15, "teacher.run": str(confident), "teacher.unlabeled": str(unlabeled),
         "teacher.alpha": 1.0, "teacher.temperature": 1.0, "training.learning_rate": 5e-3})
-    teacher = adapt.load_run(confident)
+    teacher = finished.load_run(confident)
     agree_before, kl_before = _agreement_and_kl(before, teacher, TEXTS)
-    agree_after, kl_after = _agreement_and_kl(adapt.load_run(student_run.directory), teacher, TEXTS)
+    agree_after, kl_after = _agreement_and_kl(finished.load_run(student_run.directory), teacher, TEXTS)
     assert kl_after < kl_before / 2 and agree_after >= agree_before + 0.5, (kl_before, kl_after, agree_before, agree_after)
     recorded = json.loads((student_run.directory / "metrics.json").read_text())["teacher"]
     assert recorded["unlabeled_examples"] == len(TEXTS) * 8 and recorded["alpha"] == 1.0
@@ -168,19 +169,20 @@ def test_the_contract_tasks_distill_where_a_distribution_exists(tiny_model, tmp_
     for split in ("train", "dev"):
         (scores / f"{split}.tsv").write_text("sentence1\tsentence2\tscore\n" + "a man plays\ta man plays music\t4.2\nit rains\ta dog runs\t0.4\n" * 4)
     regression = {"data.path": str(scores), "task.options": {"target": "regression"}, "training.max_steps": 1}
-    refused = [("pair", regression, "regression"), ("qa", {"training.max_steps": 1}, "no single logits tensor")]
+    refused = [("pair", regression, "a regression predicts one score"), ("qa", {"training.max_steps": 1}, "a start and an end")]
     for task, overrides, message in refused:
-        teacher = train_tiny(tiny_model, tmp_path / f"{task}-{message}", task, **overrides).directory
-        with pytest.raises(PeftHubError, match=message):
+        teacher = train_tiny(tiny_model, tmp_path / f"{task}-refused-teacher", task, **overrides).directory
+        with pytest.raises(PeftHubError, match=f"the {task!r} task cannot learn from a teacher: .*{message}"):
             train_tiny(tiny_model, tmp_path / "refused", task, **{**overrides, "teacher.run": str(teacher)})
+        assert not (tmp_path / "refused").exists()  # refused when the recipe is validated: nothing written
 
 
 def test_a_labelled_file_is_unlabelled_text_for_the_student(tiny_model, tiny_runs, tmp_path):
     from conftest import SAMPLES
-    from peft_hub.data import read_unlabeled
+    from peft_hub.text import read_unlabeled
 
     pool = SAMPLES / "ner" / "train.txt"  # CoNLL columns: read by the task, its tags ignored
-    teacher = adapt.load_run(tiny_runs["ner"])
+    teacher = finished.load_run(tiny_runs["ner"])
     sentences = read_unlabeled(str(pool), teacher.resolved.task, teacher.labels, teacher.resolved.task_options)
     assert sentences and all(" " not in token for e in sentences for token in e.tokens)  # sentences, not lines of columns
     student = train_tiny(tiny_model, tmp_path / "student", "ner", **{"training.max_steps": 1, "teacher.run": str(tiny_runs["ner"]),

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from conftest import SAMPLES
-from peft_hub import adapt, hub
+from peft_hub import hub, finished
 from peft_hub.cli import cli
 
 TEXT = "EU rejects German call to boycott British lamb ."
@@ -158,4 +158,4 @@ def test_a_damaged_entry_is_named(cli_runner, tiny_runs, hub_home, tmp_path):
     assert "is damaged" in _fails(cli_runner, "hub", "export", "bad", str(tmp_path / "x.tgz"))
     assert "is damaged" in _fails(cli_runner, "predict", "bad", TEXT)
     with pytest.raises(Exception, match="damaged"):
-        adapt.load_run("bad")
+        finished.load_run("bad")

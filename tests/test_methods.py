@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from peft_hub import adapt, recipes, registry
+from peft_hub import adapt, recipes, registry, finished
 from peft_hub.models import encoder_layers
 from peft_hub.recipes import DataConfig
 
@@ -105,7 +105,7 @@ def test_method_x_task(method_name, task_name, tiny_model, tmp_path):
 
     inputs = task.sample_inputs()
     before = trained.predict(inputs)
-    reloaded = adapt.load_run(trained.directory)
+    reloaded = finished.load_run(trained.directory)
     _assert_same(reloaded.predict(inputs), before)
     features = task.encode(splits["train"][:3], reloaded.tokenizer, trained.labels, resolved.task_options)
     batch = task.collator(reloaded.tokenizer)(features)

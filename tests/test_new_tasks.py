@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_data
-from peft_hub import DataError, registry
+from peft_hub import DataError, registry, finished
 from peft_hub.cli import cli
 from peft_hub.recipes import DataConfig
 from peft_hub.tasks import Evaluation
@@ -120,7 +120,7 @@ def test_relation_trains_on_an_8bit_base_and_reloads(tiny_model, tmp_path):
     trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
     assert "8bit" == trained.metrics["quantization"]
     inputs = registry.get_task("relation").sample_inputs()
-    assert [p["label"] for p in adapt.load_run(trained.directory).predict(inputs)] == [p["label"] for p in trained.predict(inputs)]
+    assert [p["label"] for p in finished.load_run(trained.directory).predict(inputs)] == [p["label"] for p in trained.predict(inputs)]
     saved = {t["content"] for t in json.loads((trained.directory / "tokenizer" / "tokenizer.json").read_text())["added_tokens"]}
     assert {"<e1>", "</e1>", "<e2>", "</e2>"} <= saved  # the markers are added tokens, saved with the run
 

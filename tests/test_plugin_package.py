@@ -83,3 +83,67 @@ def test_its_objective_reports_its_own_metric_and_its_head_is_never_a_task_head(
                                       "--output", str(tmp_path / "ner"), "--max-steps", "2"])
     assert adapted.exit_code == 0, adapted.output
     assert "holds its own weights for classifier" in adapted.output and "the ner head starts fresh" in adapted.output
+
+
+OLD_TASK = '''
+import peft_hub
+{declaration}
+
+class OldTask(peft_hub.Task):
+    """Written for the contract before versioning: metrics from three arrays, predict from texts."""
+    name = "oldtask"
+    peft_task_type = "SEQ_CLS"
+
+    def compute_metrics(self, predictions, label_ids, labels):
+        return {{"accuracy": 0.0}}
+
+    def predict(self, model, tokenizer, texts, labels, options):
+        return []
+
+
+@peft_hub.hookimpl
+def register_tasks(register):
+    register(OldTask())
+'''
+
+
+def _install_old(site, declaration: str) -> None:
+    """peft-hub-old: a task written for an older contract, installed with dist-info."""
+    info = site / "peft_hub_old-0.3.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "peft_hub_old.py").write_text(OLD_TASK.format(declaration=declaration))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: peft-hub-old\nVersion: 0.3.0\n")
+    (info / "entry_points.txt").write_text("[peft_hub]\nold = peft_hub_old\n")
+
+
+@pytest.mark.parametrize("declaration, said", [
+    ("", ["'old' (from distribution peft-hub-old)", "declares no plugin API version", "What changed: API 2:",
+          "peft_hub/PLUGIN_API.md"]),
+    ("PEFT_HUB_API = 2", ["'old' (from distribution peft-hub-old)", "was written for another plugin contract",
+                          "OldTask.compute_metrics(self, predictions, label_ids, labels) does not fit the contract's "
+                          "Task.compute_metrics(self, evaluation", "OldTask.predict(self, model, tokenizer, texts, labels",
+                          "peft_hub/PLUGIN_API.md"]),
+])
+def test_a_plugin_for_the_previous_contract_is_refused_before_any_work(tmp_path, monkeypatch, cli_runner, tiny_model,
+                                                                        declaration, said):
+    site = tmp_path / "site"
+    _install_old(site, declaration)
+    monkeypatch.syspath_prepend(str(site))
+    registry.reset()
+    try:
+        listed = json.loads(cli_runner.invoke(cli, ["plugins"]).stdout)
+        failure = next(f for f in listed["failed"] if f["name"] == "old")
+        assert failure["distribution"] == "peft-hub-old" and "oldtask" not in registry.tasks()
+        out = tmp_path / "run"
+        result = cli_runner.invoke(cli, ["adapt", "--task", "oldtask", "--method", "lora", "--model", str(tiny_model),
+                                         "--output", str(out)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "Unknown task 'oldtask'" in result.output and "could not be loaded" in result.output
+        for text in said:
+            assert text in result.output, (text, result.output)
+        assert not out.exists()  # refused while the recipe is validated: nothing read, nothing written
+    finally:
+        monkeypatch.undo()
+        sys.modules.pop("peft_hub_old", None)
+        registry.reset()
+        registry.load_plugins()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from peft_hub import adapt, recipes
+from peft_hub import adapt, recipes, finished
 from peft_hub.errors import RecipeError
 
 pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed (pip install 'peft-hub[bnb]')")
@@ -25,7 +25,7 @@ def test_quantized_base_trains_evaluates_and_reloads(quant, method, tiny_model, 
     full = json.loads(json.dumps(metrics))  # the fp32 size of the same base, for comparison
     assert full["base_weight_memory_mb"] > 0
     texts = ["Anna Schmidt flew to Paris ."]
-    assert adapt.load_run(trained.directory).predict(texts) == trained.predict(texts)
+    assert finished.load_run(trained.directory).predict(texts) == trained.predict(texts)
     import bitsandbytes as bnb
 
     layers = [m for m in trained.model.modules() if isinstance(m, (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit))]

@@ -148,3 +148,40 @@ def test_method_strings():
     data, _ = recipes.compose(None, {"method.name": "lora[r=4]", "task.name": "ner"}, ["method.options.alpha=8"])
     resolved = recipes.validate(data)
     assert (resolved.method.name, resolved.method_options.r, resolved.method_options.alpha) == ("lora", 4, 8.0)
+
+
+def test_option_bounds_are_declared_checked_in_one_place_and_listed():
+    from dataclasses import dataclass
+
+    from peft_hub import Options, RecipeError, option
+    from peft_hub.options import describe, parse
+
+    @dataclass
+    class Bounded(Options):
+        rank: int = option(16, "a rank", low=1)
+        dropout: float = option(0.1, "a probability", low=0, below=1)
+        temperature: float = option(1.0, "a temperature", above=0, high=10)
+        limit: int | None = option(None, "unset or positive", low=1)
+
+        def check(self):
+            return "a plugin's cross-field error, returned as a string by mistake" if self.rank == 7 else []
+
+    _, errors = parse(Bounded, {"rank": 0, "dropout": 1.0, "temperature": 0, "limit": 0})
+    assert errors == ["rank: must be at least 1, got 0", "dropout: must be in [0, 1), got 1.0",
+                      "temperature: must be in (0, 10], got 0.0", "limit: must be at least 1, got 0"]
+    assert parse(Bounded, {"limit": None, "dropout": 0.0})[1] == []
+    assert parse(Bounded, {"rank": 7})[1] == ["a plugin's cross-field error, returned as a string by mistake"]
+    assert {row["name"]: row.get("range") for row in describe(Bounded)} == {
+        "rank": "at least 1", "dropout": "in [0, 1)", "temperature": "in (0, 10]", "limit": "at least 1"}
+    assert RecipeError("one message").errors == ["one message"]  # never one error per character
+
+
+def test_bounds_of_the_recipe_and_of_plugins_are_refused_by_validate():
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "method.options.r": 0,
+                                     "method.options.dropout": 1.5, "training.warmup_ratio": 1, "training.epochs": 0})
+    with pytest.raises(recipes.RecipeError) as caught:
+        recipes.validate(data)
+    assert set(caught.value.errors) == {"method.options.r: must be at least 1, got 0",
+                                        "method.options.dropout: must be in [0, 1), got 1.5",
+                                        "training.warmup_ratio: must be in [0, 1), got 1.0",
+                                        "training.epochs: must be more than 0, got 0.0"}

@@ -54,6 +54,8 @@ def _method_plugin(method_name):
 
     module = types.ModuleType(f"peft_hub_{method_name.replace('-', '_')}")
 
+    module.PEFT_HUB_API = peft_hub.PLUGIN_API
+
     @peft_hub.hookimpl
     def register_methods(register):
         register(FakeMethod())
@@ -117,6 +119,7 @@ def test_entry_point_name_taken_by_another_distribution(fresh_registry, cli_runn
 
 def test_a_register_hook_that_raises_is_reported_on_every_command(fresh_registry, cli_runner):
     module = types.ModuleType("peft_hub_raises")
+    module.PEFT_HUB_API = peft_hub.PLUGIN_API
 
     @peft_hub.hookimpl
     def register_tasks(register):
@@ -151,6 +154,7 @@ def test_broken_plugin_is_reported_and_others_still_load(fresh_registry, cli_run
 
 def test_misspelled_hook_is_a_failed_plugin(fresh_registry):
     module = types.ModuleType("peft_hub_typo")
+    module.PEFT_HUB_API = peft_hub.PLUGIN_API
 
     @peft_hub.hookimpl
     def register_method(register):  # missing the final "s"

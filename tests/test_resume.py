@@ -17,8 +17,8 @@ from peft_hub.errors import PeftHubError
 from peft_hub.train import COMPLETE, newest_complete_checkpoint
 
 
-def _command(tiny_model, out, *extra):
-    return [sys.executable, "-m", "peft_hub", "adapt", "--method", "lora", "--task", "ner", "--model", str(tiny_model),
+def _command(tiny_model, out, *extra, method="lora", task="ner"):
+    return [sys.executable, "-m", "peft_hub", "adapt", "--method", method, "--task", task, "--model", str(tiny_model),
             "--output", str(out), "--max-steps", "48", "--lr", "5e-3", "--quiet", "--json",
             "training.save_steps=8", "training.logging_steps=4", *extra]
 
@@ -27,12 +27,18 @@ def _env():
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
-    reference = subprocess.run(_command(tiny_model, tmp_path / "ref"), capture_output=True, text=True, env=_env(), timeout=600)
+# lora: peft's own layers; adalora: a method whose rank schedule runs in callbacks and whose
+# checkpoints carry its rank pattern and importance averages; loraplus: an optimizer of its own;
+# multilabel: a threshold tuned on dev at each checkpoint, which test is scored with
+@pytest.mark.parametrize("method, task", [("lora", "ner"), ("adalora", "ner"), ("loraplus", "ner"), ("lora", "multilabel")])
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path, method, task):
+    reference = subprocess.run(_command(tiny_model, tmp_path / "ref", method=method, task=task), capture_output=True, text=True,
+                               env=_env(), timeout=600)
     assert reference.returncode == 0, reference.stderr
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(_command(tiny_model, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    process = subprocess.Popen(_command(tiny_model, out, method=method, task=task), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=_env())
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if (out / "checkpoints" / "checkpoint-16" / COMPLETE).exists():
@@ -43,13 +49,28 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
     assert not (out / "run.json").exists(), "the run finished before it could be killed"
     assert newest_complete_checkpoint(out / "checkpoints") is not None
 
-    resumed = subprocess.run(_command(tiny_model, out, "--resume"), capture_output=True, text=True, env=_env(), timeout=600)
+    resumed = subprocess.run(_command(tiny_model, out, "--resume", method=method, task=task), capture_output=True, text=True,
+                             env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     ref, res = json.loads(reference.stdout), json.loads(resumed.stdout)
     assert res["train_steps"] == ref["train_steps"] == 48
     for split in ("dev", "test"):
-        for key in ("precision", "recall", "f1", "loss"):
+        for key in ("precision", "recall", "f1", "loss") if task == "ner" else ("micro_f1", "macro_f1", "threshold", "loss"):
             assert res[split][key] == pytest.approx(ref[split][key], abs=1e-6), (split, key)
+
+
+@pytest.mark.parametrize("method", ["adalora", "lora"])
+def test_an_early_best_checkpoint_reloads_through_the_method(tiny_model, tmp_path, method):
+    """The best dev score comes first (a rate too small to move it: ties keep the first), so the
+    end of training reloads a checkpoint written before AdaLoRA's ranks were pruned."""
+    from conftest import train_tiny
+    from peft_hub import finished
+
+    run = train_tiny(tiny_model, tmp_path / method, "ner", method, **{"training.max_steps": 40, "training.save_steps": 8,
+                                                                    "training.learning_rate": 1e-7, "training.head_learning_rate": 1e-7})
+    assert run.metrics["best_step"] == 8 and run.metrics["train_steps"] == 40
+    texts = ["Anna Schmidt flew from Paris to Tokyo ."]
+    assert finished.load_run(run.directory).predict(texts) == run.predict(texts)
 
 
 def test_incomplete_checkpoints_are_ignored(tmp_path):

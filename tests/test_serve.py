@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import train_tiny
-from peft_hub import adapt, registry, serving
+from peft_hub import registry, serving, finished
 from peft_hub.server import Limits, create_app
 
 TEXTS = [f"Anna Schmidt number {i} flew from Paris to Tokyo ." for i in range(12)]
@@ -39,7 +39,7 @@ def _labels(predictions):
 @pytest.mark.parametrize("mixed", [True, False])
 def test_mixed_batches_predict_what_each_run_predicts_alone(tiny_runs, mixed):
     sources = {"ner": tiny_runs["ner"], "cls": tiny_runs["classify"]}
-    alone = {name: adapt.load_run(path).predict(TEXTS) for name, path in sources.items()}
+    alone = {name: finished.load_run(path).predict(TEXTS) for name, path in sources.items()}
     with _client(sources, mixed=mixed) as client:
         requests = [(["ner", "cls"][i % 2], [TEXTS[i]]) for i in range(len(TEXTS))]
         with ThreadPoolExecutor(len(requests)) as pool:  # concurrent: different adapters share passes
@@ -57,7 +57,7 @@ def test_question_answering_and_pairs_share_passes_with_the_rest(tiny_runs, tiny
     runs = {task: train_tiny(tiny_model, tmp_path / task, task, **{"training.epochs": 1}).directory for task in ("qa", "pair")}
     inputs = {"qa": {"question": "Who founded it?", "context": "It was founded by Ada Lovelace in 1840."},
               "pair": {"text": "A cat sat.", "text_pair": "An animal sat."}, "ner": TEXTS[0]}
-    alone = {task: adapt.load_run(path).predict([inputs[task]]) for task, path in runs.items()}
+    alone = {task: finished.load_run(path).predict([inputs[task]]) for task, path in runs.items()}
     with _client({**runs, "ner": tiny_runs["ner"]}) as client:
         with ThreadPoolExecutor(3) as pool:
             answers = dict(zip(inputs, pool.map(lambda t: client.post("/v1/predict", json={"adapter": t, "inputs": [inputs[t]]}), inputs)))
@@ -121,7 +121,7 @@ def test_a_damaged_or_unservable_adapter_fails_alone(tiny_runs, tiny_model, tmp_
 
 def test_least_recently_used_adapters_are_evicted(tiny_runs):
     sources = {"ner": tiny_runs["ner"], "cls": tiny_runs["classify"]}
-    alone = adapt.load_run(tiny_runs["ner"]).predict(TEXTS[:2])
+    alone = finished.load_run(tiny_runs["ner"]).predict(TEXTS[:2])
     with _client(sources, max_adapters=1) as client:
         for name in ("ner", "cls", "ner"):
             answer = client.post("/v1/predict", json={"adapter": name, "inputs": TEXTS[:2]})
@@ -227,3 +227,27 @@ def test_the_page_shows_a_prediction_in_a_real_browser(server, tmp_path):
         driver.save_screenshot(os.environ.get("PEFT_HUB_SCREENSHOT", str(tmp_path / "page.png")))
     finally:
         driver.quit()
+
+
+def test_the_method_plugins_are_served_or_refused_with_the_reason(tiny_model, tiny_runs, tmp_path, hub_home):
+    """loraplus (LoRA with its own optimizer) and a multilabel run share passes with a LoRA NER run;
+    adalora, whose layers take no per-row adapter names, is refused with the reason, alone."""
+    from peft_hub import hub
+
+    runs = {"plus": train_tiny(tiny_model, tmp_path / "plus", "classify", "loraplus", **{"training.max_steps": 2}).directory,
+            "ada": train_tiny(tiny_model, tmp_path / "ada", "classify", "adalora", **{"training.max_steps": 2}).directory,
+            "emotions": train_tiny(tiny_model, tmp_path / "ml", "multilabel", **{"training.max_steps": 2}).directory}
+    for name, path in runs.items():
+        hub.add(path, name)  # every one goes into the hub with its card
+    alone = {name: finished.load_run(name).predict(["what a surprise"]) for name in ("plus", "emotions")}
+    with _client({name: hub.entry_dir(name) for name in runs} | {"ner": tiny_runs["ner"]}) as client:
+        adapters = {a["name"]: a for a in client.get("/v1/adapters").json()["adapters"]}
+        assert adapters["emotions"]["display"] == "labels" and adapters["plus"]["display"] == "label"
+        for name in ("plus", "emotions"):
+            answer = client.post("/v1/predict", json={"adapter": name, "inputs": ["what a surprise"]})
+            (got,), (want,) = answer.json()["predictions"], alone[name]
+            assert answer.status_code == 200 and got.get("label") == want.get("label") and got.get("labels") == want.get("labels")
+            assert got["scores"] == pytest.approx(want["scores"], abs=2e-3)
+        refused = client.post("/v1/predict", json={"adapter": "ada", "inputs": ["what a surprise"]})
+        assert refused.status_code == 422 and "is a 'adalora' run" in refused.text and "peft-hub predict ada" in refused.text
+        assert client.post("/v1/predict", json={"adapter": "ner", "inputs": [TEXTS[0]]}).status_code == 200

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import peft_hub
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 @dataclass
 class DoraOptions(peft_hub.Options):

@@ -10,17 +10,16 @@ from typing import Literal
 import peft_hub
 from peft_hub import StateDictMethod, encoder_layers, option, train_head, train_only
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 @dataclass
 class AdapterOptions(peft_hub.Options):
     config: Literal["pfeiffer", "houlsby"] = option(
         "pfeiffer", "pfeiffer: one adapter after the feed-forward output; houlsby: one after attention too."
     )
-    reduction_factor: int = option(16, "Hidden size / bottleneck size (higher = fewer parameters).")
+    reduction_factor: int = option(16, "Hidden size / bottleneck size (higher = fewer parameters).", low=1)
     non_linearity: Literal["relu", "gelu", "swish", "tanh"] = option("relu", "Activation inside the bottleneck.")
-
-    def check(self) -> list[str]:
-        return [] if self.reduction_factor >= 1 else [f"reduction_factor: must be at least 1, got {self.reduction_factor}"]
 
 
 class BottleneckAdapter(StateDictMethod):

@@ -16,6 +16,8 @@ from pathlib import Path
 import peft_hub
 from peft_hub import DataError, option
 
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
 
 # -- method -------------------------------------------------------------------------------------
 
@@ -81,7 +83,7 @@ class TextScore(peft_hub.Task):
             splits[split] = examples
         return splits
 
-    def labels(self, splits):
+    def labels(self, splits, data=None):
         return []  # a regression
 
     def encode(self, examples, tokenizer, labels, options):

@@ -1,6 +1,5 @@
 """``peft-hub hub ...`` (the local store of trained adapters) and ``peft-hub serve``.
 
-Registered on the main command group by :mod:`peft_hub.cli`, whose error handling covers them.
 """
 
 from __future__ import annotations
@@ -9,14 +8,10 @@ import json
 
 import click
 
-def _examples(*lines: str) -> str:
-    return "\n\b\nExamples:\n" + "\n".join("  " + line for line in lines) + "\n"
+from .app import cli, examples, json_option
 
 
-json_option = click.option("json_", "--json", is_flag=True, help="Print JSON instead of a table.")
-
-
-@click.group(epilog="""
+@cli.group(epilog="""
 \b
 Examples:
   peft-hub hub add runs/x --name conll-lora --tag ner
@@ -33,25 +28,25 @@ def hub():
     name of a hub entry."""
 
 
-@hub.command(name="add", epilog=_examples('peft-hub hub add runs/x --name conll-ner --tag news'))
+@hub.command(name="add", epilog=examples('peft-hub hub add runs/x --name conll-ner --tag news'))
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--name", required=True, help="The entry's name: lower-case letters, digits, '.', '_', '-'.")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace an entry of the same name.")
 def hub_add(run_dir, name, tags, overwrite):
     """Copy a finished adapt run into the hub, with a model card."""
-    from . import hub as store
+    from .. import hub as store
 
     entry = store.add(run_dir, name, tags, overwrite)
     click.echo(f"Added {entry.name} ({entry.info.get('task')}, {entry.info.get('method')}, "
                f"{entry.meta['size'] / 2**20:.1f} MiB) to {entry.path}")
 
 
-@hub.command(name="list", epilog=_examples('peft-hub hub list', 'peft-hub hub list --json'))
+@hub.command(name="list", epilog=examples('peft-hub hub list', 'peft-hub hub list --json'))
 @json_option
 def hub_list(json_):
     """List the hub's entries: task, method, base model, labels, score, size."""
-    from . import hub as store
+    from .. import hub as store
 
     rows = [entry.row() for entry in store.entries()]
     if json_:
@@ -69,20 +64,20 @@ def hub_list(json_):
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-@hub.command(name="show", epilog=_examples('peft-hub hub show conll-ner'))
+@hub.command(name="show", epilog=examples('peft-hub hub show conll-ner'))
 @click.argument("name")
 def hub_show(name):
     """Print an entry's model card (its README.md)."""
-    from . import hub as store
+    from .. import hub as store
 
     click.echo((store.get(name).path / "README.md").read_text(encoding="utf-8"), nl=False)
 
 
-@hub.command(name="rm", epilog=_examples('peft-hub hub rm conll-ner'))
+@hub.command(name="rm", epilog=examples('peft-hub hub rm conll-ner'))
 @click.argument("names", nargs=-1, required=True)
 def hub_rm(names):
     """Remove entries from the hub."""
-    from . import hub as store
+    from .. import hub as store
 
     for name in names:
         store.get(name)  # every name checked before anything is removed
@@ -91,52 +86,52 @@ def hub_rm(names):
         click.echo(f"Removed {name}")
 
 
-@hub.command(name="export", epilog=_examples('peft-hub hub export conll-ner conll-ner.tar.gz'))
+@hub.command(name="export", epilog=examples('peft-hub hub export conll-ner conll-ner.tar.gz'))
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
 def hub_export(name, file):
     """Write an entry to one .tar.gz archive (with a manifest of every file's sha256)."""
-    from . import hub as store
+    from .. import hub as store
 
     click.echo(f"Exported {name} to {store.export(name, file)}")
 
 
-@hub.command(name="import", epilog=_examples('peft-hub hub import conll-ner.tar.gz --name conll-ner-2'))
+@hub.command(name="import", epilog=examples('peft-hub hub import conll-ner.tar.gz --name conll-ner-2'))
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--name", help="Import under this name  [default: the exported name]")
 @click.option("--overwrite", is_flag=True, help="Replace an entry of the same name.")
 def hub_import(file, name, overwrite):
     """Add an archive written by `hub export`, after checking paths, file kinds, sizes and sha256."""
-    from . import hub as store
+    from .. import hub as store
 
     entry = store.import_(file, name, overwrite)
     click.echo(f"Imported {entry.name} ({entry.info.get('task')}, {entry.info.get('method')}) into {entry.path}")
 
 
-@hub.command(name="push", epilog=_examples('HF_TOKEN=... peft-hub hub push conll-ner me/conll-ner'))
+@hub.command(name="push", epilog=examples('HF_TOKEN=... peft-hub hub push conll-ner me/conll-ner'))
 @click.argument("name")
 @click.argument("repo_id")
 @click.option("--private", is_flag=True, help="Create the repository as private.")
 def hub_push(name, repo_id, private):
     """Upload an entry to the Hugging Face Hub (needs a network and HF_TOKEN)."""
-    from . import hub as store
+    from .. import hub as store
 
     click.echo(f"Pushed {name} to {store.push(name, repo_id, private)}")
 
 
-@hub.command(name="pull", epilog=_examples('peft-hub hub pull me/conll-ner --name conll-ner'))
+@hub.command(name="pull", epilog=examples('peft-hub hub pull me/conll-ner --name conll-ner'))
 @click.argument("repo_id")
 @click.option("--name", help="The entry's name here  [default: the repository's name]")
 @click.option("--overwrite", is_flag=True, help="Replace an entry of the same name.")
 def hub_pull(repo_id, name, overwrite):
     """Download an entry pushed with `hub push`, checked like an imported archive."""
-    from . import hub as store
+    from .. import hub as store
 
     entry = store.pull(repo_id, name, overwrite)
     click.echo(f"Pulled {repo_id} into {entry.path}")
 
 
-@click.command(epilog="""
+@cli.command(epilog="""
 \b
 Examples:
   peft-hub serve conll-ner sst2-cls                    # hub names (none: every hub entry)
@@ -168,8 +163,8 @@ def serve(sources, host, port, model, token_env, max_batch, max_wait_ms, max_inp
     import logging
     import os
 
-    from . import models, serving
-    from .server import Limits, run
+    from .. import models, serving
+    from ..server import Limits, run
 
     token = None
     if token_env:
