@@ -104,6 +104,7 @@ def _callbacks(quiet: bool) -> tuple[list, list]:
 
 
 COMPLETE = "COMPLETE"
+TUNED_FILE = "tuned_options.json"
 
 
 def _CompleteMarker():
@@ -159,6 +160,8 @@ def _trainer_class() -> type:
         #: best-checkpoint reload and at --resume (FSDP and DeepSpeed keep their own formats).
         method: Any = None
         method_options: Any = None
+        #: set by task_trainer: step -> the task options tuned on dev at that evaluation (Task.tune)
+        tuned: dict = {}
 
         def _method_checkpoints(self) -> bool:
             return self.method is not None and not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
@@ -167,6 +170,9 @@ def _trainer_class() -> type:
             if not self.args.should_save:
                 return
             output_dir = output_dir or self.args.output_dir
+            if self.state.global_step in self.tuned:  # a resumed run still knows a best checkpoint's tuned options
+                os.makedirs(output_dir, exist_ok=True)
+                Path(output_dir, TUNED_FILE).write_text(json.dumps(self.tuned[self.state.global_step]), encoding="utf-8")
             if self._method_checkpoints():
                 return self.method.save_checkpoint(self.model, Path(output_dir))
             if hasattr(self.model, "peft_config"):
@@ -479,23 +485,6 @@ def build_trainer(
     return trainer
 
 
-TUNED_FILE = "tuned_options.json"
-
-
-def _TunedInCheckpoints(trainer: Any) -> Any:
-    """Writes the task options tuned at a checkpoint's step into it, so a resumed run still knows
-    those of a best checkpoint it did not evaluate itself."""
-    from transformers import TrainerCallback
-
-    class TunedInCheckpoints(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if state.is_world_process_zero and path.is_dir() and state.global_step in trainer.tuned:
-                (path / TUNED_FILE).write_text(json.dumps(trainer.tuned[state.global_step]), encoding="utf-8")
-
-    return TunedInCheckpoints()
-
-
 def tuned_options(trainer: Any) -> dict:
     """The task options tuned on dev at the kept (best, else last) checkpoint; {} when none were."""
     step = trainer.state.best_global_step or trainer.state.global_step
@@ -547,7 +536,6 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
     )
     trainer.method, trainer.method_options = resolved.method, resolved.method_options
     trainer.tuned = {}  # step -> the task options tuned on dev at that evaluation (Task.tune)
-    trainer.add_callback(_TunedInCheckpoints(trainer))
 
     def task_evaluation(model: Any, dataset: Any) -> dict[str, float] | None:
         was_training = model.training

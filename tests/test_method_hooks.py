@@ -112,3 +112,33 @@ def test_loraplus_trains_b_faster_than_a(tiny_model):
     a = [rate[id(p)] for n, p in named.items() if "lora_A" in n]
     b = [rate[id(p)] for n, p in named.items() if "lora_B" in n]
     assert a and set(a) == {1e-3} and set(b) == {8e-3}
+
+
+def test_a_task_may_score_a_split_itself(tiny_model, tmp_path):
+    """evaluate_split: predictions the Trainer's loop could not concatenate (here: texts) are
+    scored by the task; the best checkpoint is kept by its primary metric."""
+    from peft_hub_plugins.classify import Classify
+
+    class OwnScoring(Classify):
+        name = "ownscore"
+        primary_metric = "agreement"
+        summary_metrics = ("agreement",)
+
+        def evaluate_split(self, model, tokenizer, features, examples, labels, options):
+            predicted = self.predict(model, tokenizer, [{"text": e.text} for e in examples], labels, options)
+            return {"agreement": sum(p["label"] == e.label for p, e in zip(predicted, examples)) / len(examples),
+                    "examples": float(len(examples))}
+
+    class Plugin:
+        @peft_hub.hookimpl
+        def register_tasks(self, register):
+            register(OwnScoring())
+
+    registry.pm.register(Plugin(), name="ownscore-test")
+    try:
+        run = train_tiny(tiny_model, tmp_path / "own", "ownscore", **{"training.epochs": 2})
+    finally:
+        registry.pm.unregister(name="ownscore-test")
+    assert set(run.metrics["dev"]) >= {"agreement", "examples"} and set(run.metrics["test"]) >= {"agreement", "examples"}
+    assert run.metrics["primary_metric"] == "agreement" and 0 <= run.metrics["test"]["agreement"] <= 1
+    assert any("eval_agreement" in entry for entry in run.metrics["history"])
