@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import PeftHubError
 from .features import FeatureDataset
+from .tasks import Task
 
 
 class Distillation:
@@ -39,7 +40,7 @@ class Distillation:
         unlabelled_inputs = {k: v for k, v in inputs.items() if k != "labels"}
         if teacher is None:
             teacher = self.predict(unlabelled_inputs)
-        own = labelled and self.task.supervised_loss(None, labels) is not NotImplemented
+        own = labelled and type(self.task).supervised_loss is not Task.supervised_loss  # the task's, not the model's
         outputs = model(**(inputs if labelled and not own else unlabelled_inputs))
         student = outputs.logits
         soft = self.task.distillation_loss(student[mask], teacher[mask], self.temperature)

@@ -28,11 +28,3 @@ class FeatureDataset:
         import numpy as np
 
         return int(sum((np.asarray(f["labels"]) != -100).sum() for f in self.features))
-
-
-def positions_or_example(feature: dict) -> list[int] | int:
-    """The labelled positions of a feature when its ``labels`` are a list (-100: ignored), else
-    the example as one item: the default of :meth:`peft_hub.Task.label_mask`, and the rule for
-    pretraining objectives' features."""
-    labels = feature["labels"]
-    return [int(x != -100) for x in labels] if isinstance(labels, list) else int(labels != -100)

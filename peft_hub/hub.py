@@ -35,7 +35,7 @@ from typing import Any
 
 from .errors import PeftHubError
 from .locations import (  # noqa: F401  (part of the hub's interface)
-    NAME_RE, NAME_RULE, HubError, check_base, check_name, entry_dir, fingerprint, home, locate, read_json,
+    NAME_RE, NAME_RULE, HubError, check_name, entry_dir, fingerprint, home, locate, read_json,
     trained_fingerprint,
 )
 from .rundir import sha256_file

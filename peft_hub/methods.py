@@ -79,33 +79,13 @@ class Method:
     def save_checkpoint(self, model: torch.nn.Module, directory: Path) -> None:
         """Write what training changed (exactly: a resumed run continues from it) to a checkpoint
         ``directory``. Default: every parameter that trains, as safetensors."""
-        from safetensors.torch import save_file
-
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
-        save_file(state, str(directory / CHECKPOINT_FILE), metadata={"format": "pt", "peft_hub_method": self.name})
+        save_trainable(model, directory / CHECKPOINT_FILE, self.name)
 
     def load_checkpoint(self, model: torch.nn.Module, directory: Path) -> None:
         """Put what :meth:`save_checkpoint` wrote back into the live ``model`` (the best-checkpoint
         reload at the end of training, and ``--resume``). Default: the saved parameters, by name."""
-        from safetensors.torch import load_file
-
-        path = directory / CHECKPOINT_FILE
-        if not path.exists():
-            raise RunDirError(f"{directory} holds no {CHECKPOINT_FILE}: it is not a checkpoint of the {self.name!r} method. "
-                              "Run without --resume (or with a new --output).")
-        state = load_file(str(path))
-        expected = {name for name, p in model.named_parameters() if p.requires_grad}
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise RunDirError(f"The checkpoint {directory} does not match the model: missing {missing[:3]}, unexpected "
-                              f"{extra[:3]}. Was it written with other method options? Run without --resume.")
-        parameters = dict(model.named_parameters())
-        import torch
-
-        with torch.no_grad():
-            for name, value in state.items():
-                parameters[name].copy_(value.to(parameters[name].device, parameters[name].dtype))
+        load_trainable(model, directory / CHECKPOINT_FILE, self.name,
+                       "Was it written with other method options? Run without --resume (or with a new --output).")
 
     #: Whether the method trains on an 8-bit/4-bit base (it must leave the base weights frozen).
     quantizable: ClassVar[bool] = True
@@ -180,26 +160,38 @@ class StateDictMethod(Method):
     weights_file: ClassVar[str] = "method_model.safetensors"
 
     def save(self, model, directory):
-        from safetensors.torch import save_file
-
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
-        save_file(state, str(directory / self.weights_file), metadata={"peft_hub_method": self.name})
+        save_trainable(model, directory / self.weights_file, self.name)
 
     def load(self, model, directory, options, task):
-        from safetensors.torch import load_file
-
-        path = directory / self.weights_file
-        if not path.exists():
+        if not (directory / self.weights_file).exists():  # said before the model is changed
             raise RunDirError(f"{directory} has no {self.weights_file}: it was not saved by the {self.name!r} method.")
         model = self.apply(model, options, task)
-        state = load_file(str(path))
-        expected = {name for name, p in model.named_parameters() if p.requires_grad}
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise RunDirError(
-                f"{path} does not match the model: missing {missing[:3]}, unexpected {extra[:3]}. "
-                "Was the run trained on another base model?"
-            )
-        model.load_state_dict(state, strict=False)
+        load_trainable(model, directory / self.weights_file, self.name, "Was the run trained on another base model?")
         return model
+
+
+def save_trainable(model: torch.nn.Module, path: Path, method: str | None = None) -> None:
+    """Every parameter of ``model`` that trains, by name, as one safetensors file."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+    save_file(state, str(path), metadata={"format": "pt", **({"peft_hub_method": method} if method else {})})
+
+
+def load_trainable(model: torch.nn.Module, path: Path, method: str, hint: str) -> None:
+    """Copy what :func:`save_trainable` wrote into ``model``'s trainable parameters, refusing a
+    file whose names are not exactly those (``hint`` says what to do)."""
+    import torch
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise RunDirError(f"{path.parent} holds no {path.name}: it was not written by the {method!r} method. {hint}")
+    state = load_file(str(path))
+    parameters = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if set(state) != set(parameters):
+        missing, extra = sorted(set(parameters) - set(state)), sorted(set(state) - set(parameters))
+        raise RunDirError(f"{path} does not match the model: missing {missing[:3]}, unexpected {extra[:3]}. {hint}")
+    with torch.no_grad():
+        for name, value in state.items():
+            parameters[name].copy_(value.to(parameters[name].device, parameters[name].dtype))

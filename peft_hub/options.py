@@ -25,8 +25,9 @@ def option(default: Any = _MISSING, help: str = "", *, low: float | None = None,
     """A documented dataclass field. Mutable defaults (lists, dicts) are copied per instance;
     a class as default (a nested option model) is instantiated per instance.
 
-    Bounds of a number option (checked by :func:`parse`, shown by ``methods list`` and the like):
-    ``low`` / ``high`` inclusive, ``above`` / ``below`` exclusive; ``None`` values are not checked.
+    Bounds of a number option, or of every number of a list option (checked by :func:`parse`, shown
+    by ``methods list`` and the like): ``low`` / ``high`` inclusive, ``above`` / ``below`` exclusive;
+    ``None`` values are not checked.
     ``option(16, "rank", low=1)``, ``option(0.1, "dropout", low=0, below=1)``."""
     metadata = {"help": help}
     bounds = {k: v for k, v in (("low", low), ("high", high), ("above", above), ("below", below)) if v is not None}
@@ -164,6 +165,9 @@ def bounds_text(bounds: dict[str, float]) -> str:
 
 
 def _out_of_bounds(value: Any, bounds: dict[str, float]) -> bool:
+    """Whether a number, or any number of a list, is outside ``bounds`` (None and text never are)."""
+    if isinstance(value, (list, tuple)):
+        return any(_out_of_bounds(v, bounds) for v in value)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     return (("low" in bounds and value < bounds["low"]) or ("high" in bounds and value > bounds["high"])

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .features import positions_or_example
 from .heads import Head
 from .options import Options
 
@@ -126,9 +125,10 @@ class Task(Head):
 
     def label_mask(self, feature: dict) -> list[int] | int:
         """Where a feature is labelled: a 0/1 per position (a token task: 1 where ``labels`` is not
-        -100) or one 0/1 for the whole example. Counts labelled items (``training.loss: token``) and
-        places a teacher's soft targets. Default: per position when ``labels`` is a list."""
-        return positions_or_example(feature)
+        -100) or one 0/1 for the whole example; a teacher's soft targets go there. Default: per
+        position when ``labels`` is a list."""
+        labels = feature["labels"]
+        return [int(x != -100) for x in labels] if isinstance(labels, list) else int(labels != -100)
 
     def without_labels(self, feature: dict) -> dict:
         """The feature with its labels ignored (unlabelled text learnt from a teacher alone).
@@ -139,9 +139,8 @@ class Task(Head):
     def supervised_loss(self, logits: Any, labels: Any) -> Any:
         """The labels' loss of a batch mixing labelled features and features :meth:`without_labels`
         (distillation over unlabelled text), for a task whose model's own loss cannot skip the
-        latter; called with ``logits=None`` to ask whether the task has one. Default:
-        NotImplemented (the model's own loss, which ignores -100)."""
-        return NotImplemented
+        latter. Not overridden: the model's own loss (which ignores -100) is used."""
+        raise NotImplementedError
 
     def teacher_refusal(self, options: Any) -> str | None:
         """Why this task (with these options) cannot learn from a teacher's soft targets, or None

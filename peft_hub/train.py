@@ -177,12 +177,11 @@ def _trainer_class() -> type:
                 return self.method.save_checkpoint(self.model, Path(output_dir))
             if hasattr(self.model, "peft_config"):
                 return super()._save(output_dir, state_dict)
-            from safetensors.torch import save_file
             from transformers.utils import SAFE_WEIGHTS_NAME
 
-            os.makedirs(output_dir, exist_ok=True)
-            state = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
-            save_file(state, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+            from .methods import save_trainable  # what Trainer's loaders read back (not strict: only what trains)
+
+            save_trainable(self.model, Path(output_dir, SAFE_WEIGHTS_NAME))
 
         def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
             if not self._method_checkpoints():

@@ -115,3 +115,22 @@ def test_the_hub_card_loads_it_as_multi_label(tiny_runs, tiny_model, tmp_path, h
     entry = hub.add(run.directory, "emotions")
     card = (entry.path / "README.md").read_text()
     assert "AutoModelForSequenceClassification" in card and 'problem_type="multi_label_classification"' in card
+
+
+def test_per_label_thresholds_are_tuned_label_by_label(task):
+    import numpy as np
+
+    from peft_hub.tasks import Evaluation
+
+    # label 0 is told by probabilities around 0.2, label 1 by probabilities around 0.8
+    probabilities = np.array([[0.25, 0.9], [0.05, 0.6], [0.3, 0.85], [0.1, 0.7]])
+    gold = np.array([[1, 1], [0, 0], [1, 1], [0, 0]], dtype=float)
+    evaluation = Evaluation(probabilities, gold, ["a", "b"], [], [], task.Options(tune_threshold="per_label"))
+    low, high = task.tune(evaluation)["thresholds"]
+    assert 0.1 < low <= 0.25 and 0.7 < high <= 0.85
+    scored = task.compute_metrics(Evaluation(probabilities, gold, ["a", "b"], [], [], task.Options(thresholds=[low, high])))
+    assert scored["micro_f1"] == scored["macro_f1"] == scored["subset_accuracy"] == 1.0
+    from peft_hub.options import parse
+
+    # a list option's bounds hold for each of its numbers
+    assert parse(task.Options, {"thresholds": [0.5, 1.0]})[1] == ["thresholds: must be in (0, 1), got [0.5, 1.0]"]
