@@ -28,7 +28,8 @@ from .errors import DataError, ModelError, PeftHubError, RecipeError, RunDirErro
 from .heads import Head
 from .hookspecs import hookimpl
 from .methods import Method, PeftMethod, StateDictMethod, train_head, train_only
-from .models import encoder_layers, load_pretrained, load_with_head, model_outputs, special_tokens
+from .anatomy import Anatomy, anatomy, encoder_layers, target_modules
+from .models import load_pretrained, load_with_head, model_outputs, special_tokens
 from .objectives import Objective
 from .options import Options, option
 from .options import parse as parse_options
@@ -62,6 +63,9 @@ __all__ = [
     "train_only",
     "train_head",
     "encoder_layers",
+    "anatomy",
+    "Anatomy",
+    "target_modules",
     # helpers for tasks and objectives: loading models, reading data files
     "load_pretrained",
     "load_with_head",

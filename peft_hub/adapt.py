@@ -29,7 +29,7 @@ from .progress import track
 from .recipes import DataConfig, Resolved
 from .rundir import Echo
 from .finished import LoadedRun, load_run
-from .stage import begin, cost_metrics, count_parameters
+from .stage import apply_method, begin, cost_metrics, count_parameters
 
 
 def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
@@ -181,7 +181,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     if head_lr is None:
         rms = head_input_rms(model, heads, task.collator(tokenizer)(features["train"].features[:16]))
         head_lr, why = default_head_rate(resolved.learning_rate, rms), f"its input's RMS is {rms or 0:.3g}"
-    model = method.apply(model, resolved.method_options, task)
+    model, placed = apply_method(resolved, model, task, echo)
     method.prepare(model, resolved.method_options, training_batches(features["train"].features, task.collator(tokenizer),
                                                                     recipe.training.batch_size, recipe.training.seed, model))
     trainable, total = count_parameters(model)
@@ -223,6 +223,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
         base_weight_memory_mb=memory,
         best_step=trainer.state.best_global_step,
         train_loss=result.training_loss,
+        adapted=placed,
         primary_metric=resolved.primary_metric,
         greater_is_better=task.greater_is_better,
         summary_metrics=list(task.summary_metrics or (resolved.primary_metric,)),

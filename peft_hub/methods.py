@@ -105,6 +105,28 @@ class Method:
         """A plain transformers model with the method folded into its weights."""
         raise PeftHubError(f"Method {self.name!r} cannot be merged: {self.cannot_merge}.")
 
+    # -- what it supports -------------------------------------------------------------------------
+
+    def refusal(self, capability: str, options: Any) -> str | None:
+        """Why this method, *with these options*, cannot do ``capability``; None when it can.
+        ``"merge"`` (fold into the weights), ``"mixed_batches"`` (rows of several adapters in one
+        serving pass), ``"quantized"`` (train on an 8-bit/4-bit base). Default: from the class
+        attributes :attr:`cannot_merge`, :attr:`mixed_batches` and :attr:`quantizable`; override
+        when an option changes the answer (LoRA's DoRA cannot serve mixed batches)."""
+        if capability == "merge":
+            return self.cannot_merge
+        if capability == "mixed_batches":
+            return None if self.mixed_batches else "its runs cannot share a forward pass with other adapters"
+        if capability == "quantized":
+            return None if self.quantizable else "it updates the base weights"
+        raise ValueError(f"unknown capability {capability!r}")
+
+    def model_refusal(self, config: Any, options: Any) -> str | None:
+        """Why this method cannot adapt a model of this ``transformers`` config (its family); None
+        when it can. Asked before any data is read. Default: None (methods that find their places
+        with :func:`peft_hub.target_modules` refuse unreadable families when applied)."""
+        return None
+
 
 class PeftMethod(Method):
     """A method that peft implements: subclasses only build the ``PeftConfig``."""
@@ -137,7 +159,22 @@ class PeftMethod(Method):
     def merge(self, model):
         if self.cannot_merge:
             return super().merge(model)
+        from peft.utils import ModulesToSaveWrapper
+
+        # the trained head copies first: peft's unloading takes a head of several modules (ModernBERT's
+        # dense + norm) for a tuner layer and fails on it
+        for name, module in [(n, m) for n, m in model.named_modules() if isinstance(m, ModulesToSaveWrapper)]:
+            parent, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(parent), attribute, module.modules_to_save[module.active_adapter])
         return model.merge_and_unload()
+
+    def targets(self, model: torch.nn.Module, task: Task, options: Any, default: tuple[str, ...] | None = None) -> list[str]:
+        """The full names of the modules to adapt from the options ``target_modules`` and
+        ``layers_to_transform`` (see :func:`peft_hub.target_modules`)."""
+        from .anatomy import GROUPS, target_modules
+
+        return target_modules(model, task.head_modules(model), options.target_modules,
+                              getattr(options, "layers_to_transform", None), default or GROUPS["attention+ffn"])
 
 
 def train_only(model: torch.nn.Module, trainable: Callable[[str], bool]) -> None:

@@ -140,26 +140,6 @@ def reset_heads(model: Any, heads: list[str], path: str) -> list[str]:
     return stale
 
 
-def encoder_layers(model: Any) -> list[Any]:
-    """The transformer blocks of a BERT-family encoder (BERT, RoBERTa, MiniLM, ELECTRA, DeBERTa ...),
-    bottom to top, each with ``.attention.output.dense`` and ``.output.dense``.
-
-    Raises :class:`ModelError` naming the architecture when the model is laid out otherwise."""
-    base = getattr(model, "base_model", model)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if layers is None or not len(layers) or not all(
-        hasattr(getattr(layer, "attention", None), "output") and hasattr(getattr(layer, "output", None), "dense")
-        for layer in layers
-    ):
-        arch = type(model).__name__
-        raise ModelError(
-            f"Cannot locate the encoder layers of {arch}: expected BERT-style blocks at "
-            "encoder.layer[i] with attention.output.dense and output.dense (BERT, RoBERTa, MiniLM, "
-            "ELECTRA, DeBERTa). Use a method that works by module name instead, e.g. lora."
-        )
-    return list(layers)
-
-
 def check_vocab(tokens: int, model: Any, model_path: str) -> None:
     """Refuse a tokenizer of ``tokens`` tokens that does not fit the model's embeddings: more tokens
     than rows, or fewer than half of them (transformers builds a near-empty tokenizer for a model

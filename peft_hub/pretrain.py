@@ -22,7 +22,7 @@ from .errors import DataError, PeftHubError
 from .progress import track
 from .recipes import Resolved
 from .rundir import Echo
-from .stage import begin, cost_metrics, count_parameters
+from .stage import apply_method, begin, cost_metrics, count_parameters
 from .text import BlockBuilder, build_blocks, documents, hold_out, streaming_blocks, text_files
 
 #: with streaming and no validation file, held-out documents come from this many first documents
@@ -182,7 +182,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     echo(f"Held-out {metric} before training: {before[metric]:.4g} ({len(eval_features)} examples; "
          + ", ".join(f"{k} {v:.4g}" for k, v in before.items() if k != metric) + ")")
 
-    model = method.apply(model, resolved.method_options, objective)
+    model, placed = apply_method(resolved, model, objective, echo)
     trainable, total = count_parameters(model)
     echo(f"Method {method.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%); learning rate {resolved.learning_rate:g}")
 
@@ -222,6 +222,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         "fresh_head_weights": fresh,
         "quantization": quant,
         **cost_metrics(trainer, result, trainable, total),
+        "adapted": placed,
         "history": trainer.state.log_history,
     }
     pooling = objective.sentence_pooling(options)

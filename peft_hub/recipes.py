@@ -330,20 +330,21 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
                 continue
             if not os.path.exists(os.path.expanduser(value)) and (key != "path" or _looks_like_path(value)):
                 errors.append(f"data.{key}: {value!r} does not exist (relative paths on the command line start from {os.getcwd()})")
-    if pretrain and "method" in found:
-        method = found["method"][0]
-        if method.cannot_merge:
+    method, method_options = found.get("method", (None, None))
+    if pretrain and method is not None:
+        refusal = method.refusal("merge", method_options)
+        if refusal:
             errors.append(
-                f"method.name: {method.name!r} cannot be merged into the encoder ({method.cannot_merge}), so its "
+                f"method.name: {method.name!r} cannot be merged into the encoder ({refusal}), so its "
                 "pretraining result could not serve as a --model for adapt. Use one of: "
                 + ", ".join(n for n, e in registry.methods().items() if not e.obj.cannot_merge) + "."
             )
     if recipe is not None and recipe.model.quantization != "none":
-        method = found.get("method", (None,))[0]
-        if method is not None and not method.quantizable:
+        refusal = method.refusal("quantized", method_options) if method is not None else None
+        if refusal:
             errors.append(
-                f"model.quantization: the method {method.name!r} updates the base weights, which cannot be trained "
-                f"in {recipe.model.quantization}. Drop --quantize, or use one of: "
+                f"model.quantization: the method {method.name!r} cannot train on a {recipe.model.quantization} base: "
+                f"{refusal}. Drop --quantize, or use one of: "
                 + ", ".join(n for n, e in registry.methods().items() if e.obj.quantizable) + "."
             )
         if importlib.util.find_spec("bitsandbytes") is None:

@@ -360,6 +360,9 @@ def describe(table: dict[str, Registered]) -> list[dict]:
                "distribution": entry.distribution, "options": describe_options(obj.Options)}
         if getattr(obj, "default_learning_rate", None):
             row["default_learning_rate"] = obj.default_learning_rate
+        if hasattr(obj, "refusal"):  # a method: what it supports with its default options (None: it does)
+            defaults = obj.Options()
+            row["supports"] = {c: obj.refusal(c, defaults) or True for c in ("merge", "mixed_batches", "quantized")}
         if getattr(obj, "shapes", None) is not None:  # an augmenter: the example shapes it changes
             row["shapes"] = list(obj.shapes)
         rows.append(row)

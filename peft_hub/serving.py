@@ -205,9 +205,10 @@ class AdapterPool:
         try:
             run = finished.open_run(directory)
             labels, resolved, method = run.labels, run.resolved, run.resolved.method
-            if not method.mixed_batches:
+            refusal = method.refusal("mixed_batches", run.resolved.method_options)
+            if refusal:
                 raise ServeError(f"{name} is a {method.name!r} run: serve shares one base model between adapters of "
-                                 "methods that batch per request row (mixed_batches: lora). Serve it with "
+                                 f"methods that batch per request row, and {refusal}. Serve it with "
                                  f"`peft-hub predict {name}`, or merge it into a model (peft-hub merge).", 422)
             found = hub.trained_fingerprint(run)
             if found != self.fingerprint:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from . import models, rundir
+from .anatomy import adapted, anatomy, leaves_attention_untouched, summary
+from .errors import ModelError
 from .recipes import Resolved
 from .rundir import Echo
 
@@ -35,7 +37,32 @@ def begin(resolved: Resolved, default_name: str, echo: Echo) -> Started:
 
     transformers.set_seed(recipe.training.seed)
     model_path = models.resolve(recipe.model.name)
+    config = transformers.AutoConfig.from_pretrained(model_path, trust_remote_code=recipe.model.trust_remote_code)
+    refusal = resolved.method.model_refusal(config, resolved.method_options)
+    if refusal:  # before any data is read
+        raise ModelError(f"The method {resolved.method.name!r} cannot adapt {model_path}: {refusal}.")
     return Started(out, echo, main, model_path, models.load_tokenizer(model_path, recipe.model.trust_remote_code))
+
+
+def apply_method(resolved: Resolved, model: Any, head: Any, echo: Echo) -> tuple[Any, dict | None]:
+    """The method applied to ``model`` (``head``: the task or objective), and where it went: which
+    roles of which encoder layers train (:func:`peft_hub.anatomy.adapted`, said in the log and kept
+    in metrics.json); None for a family whose layers cannot be read (a method that works by name
+    adapted it)."""
+    method, options = resolved.method, resolved.method_options
+    try:
+        before = anatomy(model, head.head_modules(model))
+    except ModelError:
+        before = None
+    model = method.apply(model, options, head)
+    if before is None:
+        echo(f"Method {method.name}: the encoder layers of {type(model).__name__} cannot be read, so where it went is not reported.")
+        return model, None
+    report = adapted(model, before)
+    echo(f"Adapted: {summary(report)}")
+    if leaves_attention_untouched(report):
+        echo(f"WARNING: {method.name} adapts no attention layer of this model (only {', '.join(report['modules']) or 'nothing'}).")
+    return model, report
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

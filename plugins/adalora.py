@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import peft_hub
 from peft_hub import option
+from peft_hub_plugins.lora import TARGETS_HELP, check_targets
 
 PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
@@ -28,9 +29,8 @@ class AdaLoraOptions(peft_hub.Options):
     target_r: int = option(8, "Average rank per layer once the budget is allocated (at most init_r).", low=1)
     alpha: float = option(32.0, "Scaling numerator, as LoRA's alpha.", above=0)
     dropout: float = option(0.1, "Dropout on the adapter input.", low=0, below=1)
-    target_modules: list[str] | str = option(
-        ["query", "key", "value", "dense"],
-        "Module names (suffixes) to adapt, or 'all-linear'. The default covers every linear layer of a BERT-style encoder.")
+    target_modules: list[str] | str = option("auto", TARGETS_HELP)
+    layers_to_transform: list[int] | None = option(None, "Encoder layers to adapt (0 = the bottom one); unset: all.")
     tinit: float = option(0.1, "Share of the training steps before ranks start to be pruned (warm-up at init_r).", low=0, below=1)
     tfinal: float = option(0.2, "Share of the training steps at the end with the ranks fixed (fine-tuning at the budget).", low=0, below=1)
     delta_t: int = option(10, "Steps between two budget allocations.", low=1)
@@ -44,7 +44,7 @@ class AdaLoraOptions(peft_hub.Options):
             errors.append(f"target_r: must be at most init_r ({self.init_r}), got {self.target_r}")
         if self.tinit + self.tfinal >= 1:
             errors.append(f"tinit + tfinal: must leave steps to allocate the budget in (sum below 1), got {self.tinit + self.tfinal:g}")
-        return errors
+        return errors + check_targets(self.target_modules)
 
 
 def _adalora(model):
@@ -90,7 +90,7 @@ class AdaLora(peft_hub.PeftMethod):
 
         # total_step, tinit and tfinal are set from the run's step count when training begins
         return AdaLoraConfig(task_type=task.peft_task_type, init_r=options.init_r, target_r=options.target_r,
-                             lora_alpha=options.alpha, lora_dropout=options.dropout, target_modules=options.target_modules,
+                             lora_alpha=options.alpha, lora_dropout=options.dropout, target_modules=self.targets(model, task, options),
                              tinit=0, tfinal=0, deltaT=options.delta_t, beta1=options.beta1, beta2=options.beta2,
                              orth_reg_weight=options.orth_reg_weight, total_step=1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import peft_hub
-from peft_hub import StateDictMethod, encoder_layers, option, train_head, train_only
+from peft_hub import StateDictMethod, anatomy, encoder_layers, option, train_head, train_only
 
 PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
@@ -24,10 +24,13 @@ class Freeze(StateDictMethod):
     quantizable = False  # it updates base weights
 
     def apply(self, model, options, task):
-        layers = encoder_layers(model)
+        layers = encoder_layers(model, task.head_modules(model))
         if options.top_layers > len(layers):
+            parts = anatomy(model, task.head_modules(model))
+            shared = (f" ({parts.architecture} shares the weights of {len(layers)} across its {parts.positions} positions)"
+                      if parts.shared else "")
             raise peft_hub.PeftHubError(
-                f"method.options.top_layers={options.top_layers}, but the model has {len(layers)} layers. "
+                f"method.options.top_layers={options.top_layers}, but the model has {len(layers)} layers{shared}. "
                 f"Use at most {len(layers)} (or the method 'full')."
             )
         train_only(model, lambda name: False)

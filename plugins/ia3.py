@@ -11,14 +11,30 @@ from peft_hub import option
 PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
 
+#: the paper's places: keys, values (or a fused projection) and the feed-forward output
+DEFAULT_ROLES = ("key", "value", "qkv", "ffn-out")
+
+
 @dataclass
 class IA3Options(peft_hub.Options):
-    target_modules: list[str] = option(["key", "value", "output.dense"], "Modules whose output (or input, for feed-forward ones) is rescaled.")
-    feedforward_modules: list[str] = option(["output.dense"], "Which of target_modules are feed-forward (rescaled on the input).")
+    target_modules: list[str] | str = option(
+        "auto", "'auto': the keys, the values and the feed-forward output of every encoder layer, found from the "
+                "architecture of any family (a fused query-key-value projection is rescaled whole); or module names.")
+    feedforward_modules: list[str] | str = option(
+        "auto", "Which of target_modules are feed-forward (rescaled on the input); 'auto': those the architecture says are.")
+    layers_to_transform: list[int] | None = option(None, "Encoder layers to adapt (0 = the bottom one); unset: all.")
 
     def check(self) -> list[str]:
-        extra = set(self.feedforward_modules) - set(self.target_modules)
-        return [f"feedforward_modules: {sorted(extra)} are not in target_modules"] if extra else []
+        errors = [f"{key}: {value!r}: 'auto' or a list of module names" for key, value in
+                  (("target_modules", self.target_modules), ("feedforward_modules", self.feedforward_modules))
+                  if isinstance(value, str) and value != "auto"]
+        if isinstance(self.feedforward_modules, list) and self.target_modules == "auto":
+            errors.append("feedforward_modules: name target_modules too (or leave both 'auto')")
+        elif isinstance(self.feedforward_modules, list) and isinstance(self.target_modules, list):
+            extra = set(self.feedforward_modules) - set(self.target_modules)
+            if extra:
+                errors.append(f"feedforward_modules: {sorted(extra)} are not in target_modules")
+        return errors
 
 
 class IA3(peft_hub.PeftMethod):
@@ -30,11 +46,13 @@ class IA3(peft_hub.PeftMethod):
     def peft_config(self, options, task, model):
         from peft import IA3Config
 
-        return IA3Config(
-            task_type=task.peft_task_type,
-            target_modules=options.target_modules,
-            feedforward_modules=options.feedforward_modules,
-        )
+        targets = self.targets(model, task, options, DEFAULT_ROLES)
+        if options.feedforward_modules == "auto":
+            parts = peft_hub.anatomy(model, task.head_modules(model))
+            feedforward = [n for n in targets if (parts.role(n) or "").startswith("ffn")]
+        else:
+            feedforward = [n for n in targets if any(n == f or n.endswith("." + f) for f in options.feedforward_modules)]
+        return IA3Config(task_type=task.peft_task_type, target_modules=targets, feedforward_modules=feedforward)
 
 
 @peft_hub.hookimpl

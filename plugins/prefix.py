@@ -27,6 +27,19 @@ class Prefix(peft_hub.PeftMethod):
     default_learning_rate = 3e-2
     cannot_merge = "the prefix is extra key/value vectors attended to at inference, not a change of any weight"
 
+    def model_refusal(self, config, options):
+        # peft hands the prefix to the model as past key values: the family's encoder must take them
+        import inspect
+
+        from transformers import MODEL_MAPPING
+
+        encoder = MODEL_MAPPING.get(type(config), None)
+        if encoder is None or "past_key_values" in inspect.signature(encoder.forward).parameters:
+            return None
+        return (f"{encoder.__name__} ({config.model_type}) takes no past key values, through which peft hands the prefix "
+                "to every attention layer. Use lora, ia3 or adapter with this family, or prefix with BERT, RoBERTa, "
+                "XLM-R, ELECTRA or CamemBERT")
+
     def peft_config(self, options, task, model):
         from peft import PrefixTuningConfig
 

@@ -161,8 +161,10 @@ def model_class(base: type) -> type:
     class EntityRelation(base):
         def __init__(self, config):
             super().__init__(config)
-            self.marker_embeddings = torch.nn.Embedding(len(MARKERS), config.hidden_size)
-            self.relation_dropout = torch.nn.Dropout(config.hidden_dropout_prob)
+            # markers stand in for word embeddings (ALBERT's and ELECTRA's are narrower than the layers)
+            self.marker_embeddings = torch.nn.Embedding(len(MARKERS), self.get_input_embeddings().embedding_dim)
+            self.relation_dropout = torch.nn.Dropout(next((getattr(config, key) for key in ("hidden_dropout_prob", "dropout")
+                                                           if isinstance(getattr(config, key, None), float)), 0.1))
             self.relation_head = torch.nn.Linear(2 * config.hidden_size, config.num_labels)
             self.post_init()
 
@@ -176,8 +178,9 @@ def model_class(base: type) -> type:
                     markers = self.marker_embeddings((marker_ids - 1).clamp(min=0)).to(inputs_embeds.dtype)
                     inputs_embeds = torch.where((marker_ids > 0).unsqueeze(-1), markers, inputs_embeds)
             kwargs = {k: v for k, v in kwargs.items() if k in ("output_attentions", "output_hidden_states")}
-            states = super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds,
-                                     past_key_values=past_key_values, **kwargs).last_hidden_state
+            # only what was given: several families take no token types or past key values
+            given = {k: v for k, v in (("token_type_ids", token_type_ids), ("past_key_values", past_key_values)) if v is not None}
+            states = super().forward(attention_mask=attention_mask, inputs_embeds=inputs_embeds, **given, **kwargs).last_hidden_state
             rows = torch.arange(states.shape[0], device=states.device)
             pair = torch.cat([states[rows, e1_index], states[rows, e2_index]], dim=-1)
             logits = self.relation_head(self.relation_dropout(pair).to(self.relation_head.weight.dtype))

@@ -104,3 +104,63 @@ def hub_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "hub"
     monkeypatch.setenv("PEFT_HUB_HOME", str(home))
     return home
+
+
+#: The encoder families of the family matrix (tests/test_families.py): transformers' config class,
+#: its size arguments, and whether the family's tokenizer returns token_type_ids.
+FAMILIES = {
+    "bert": ("BertConfig", {}, True),
+    "roberta": ("RobertaConfig", {"type_vocab_size": 1}, False),
+    "xlm-roberta": ("XLMRobertaConfig", {"type_vocab_size": 1}, False),
+    "electra": ("ElectraConfig", {"embedding_size": 16}, True),
+    # as DeBERTa-v3: relative attention with position buckets, no absolute positions, no token types
+    "deberta-v2": ("DebertaV2Config", {"relative_attention": True, "pos_att_type": ["p2c", "c2p"], "position_buckets": 16,
+                                       "max_relative_positions": -1, "position_biased_input": False, "type_vocab_size": 0,
+                                       "norm_rel_ebd": "layer_norm", "share_att_key": True}, True),
+    "distilbert": ("DistilBertConfig", {}, False),
+    "albert": ("AlbertConfig", {"embedding_size": 16}, True),
+    "mpnet": ("MPNetConfig", {}, False),
+    "modernbert": ("ModernBertConfig", {"global_attn_every_n_layers": 1, "local_attention": 16}, False),
+    "camembert": ("CamembertConfig", {"type_vocab_size": 1}, False),
+    # in no table of peft-hub: adapted by structure
+    "mobilebert": ("MobileBertConfig", {"embedding_size": 16, "intra_bottleneck_size": 16, "true_hidden_size": 16,
+                                        "num_feedforward_networks": 2}, True),
+}
+
+
+def build_family_model(family: str, directory: Path) -> Path:
+    """A tiny random model of ``family`` (2 layers, hidden 32) built from transformers' own config
+    class, with the sample-data WordPiece vocabulary (returning token_type_ids as the family's own
+    tokenizer does), saved to ``directory``."""
+    import transformers
+    from transformers import BertTokenizerFast, set_seed
+
+    config_class, extra, token_types = FAMILIES[family]
+    set_seed(0)
+    names = None if token_types else ["input_ids", "attention_mask"]
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(_vocabulary())}, do_lower_case=True,
+                                  **({"model_input_names": names} if names else {}))
+    tokenizer.save_pretrained(directory)
+    ids = {key: tokenizer.convert_tokens_to_ids(token) for key, token in
+           (("pad_token_id", "[PAD]"), ("bos_token_id", "[CLS]"), ("eos_token_id", "[SEP]"), ("cls_token_id", "[CLS]"),
+            ("sep_token_id", "[SEP]"))}
+    size = {"vocab_size": len(tokenizer), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 64, "max_position_embeddings": 128}
+    if family == "distilbert":
+        size = {"vocab_size": len(tokenizer), "dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64, "max_position_embeddings": 128}
+    config = getattr(transformers, config_class)(**size, **ids, **extra)
+    transformers.AutoModel.from_config(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def family_model(tmp_path_factory):
+    """``family_model("distilbert")``: the directory of a tiny model of that family (built once)."""
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            built[family] = build_family_model(family, tmp_path_factory.mktemp(f"tiny-{family}"))
+        return built[family]
+
+    return get

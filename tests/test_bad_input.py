@@ -168,7 +168,7 @@ CASES = [
     ("override-missing-key", lambda t, m: _adapt(t, m, "training.epoch=3"), "training.epoch: unknown key", None),
     ("override-delete-missing-key", lambda t, m: _adapt(t, m, "~training.nope"), "no key training.nope", None),
     ("override-not-key-value", lambda t, m: _adapt(t, m, "trainingepochs"), "must be KEY=VALUE", None),
-    ("method-option-unknown", lambda t, m: _adapt(t, m, "method.options.rank=4"), "method.options.rank: unknown key. Valid keys: r, alpha", None),
+    ("method-option-unknown", lambda t, m: _adapt(t, m, "method.options.rank=4"), "method.options.rank: unknown key. Valid keys: target_modules, layers_to_transform, r, alpha", None),
     ("method-string-bad-option", lambda t, m: _adapt(t, m, method="lora[rank=4]"), "method.options.rank: unknown key", None),
     ("stage-model-is-a-string", lambda t, m: ["validate", _file(t, "st.yaml", "stages:\n  a:\n    task: {name: ner}\n    method: {name: lora}\n    model: minilm\n    training: {epochs: .inf}\n")],
      "stages.a.model: expected a mapping, got 'minilm'", None),

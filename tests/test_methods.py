@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from peft_hub import adapt, recipes, registry, finished
-from peft_hub.models import encoder_layers
+from peft_hub.anatomy import anatomy, encoder_layers
 from peft_hub.recipes import DataConfig
 
 METHODS = sorted(registry.methods())
@@ -24,24 +24,22 @@ def _numel(module):
 def expected_trainable(method: str, model, options, task) -> int | None:
     """What each built-in method promises to train; None for methods this test does not know."""
     head = sum(_numel(model.get_submodule(n)) for n in task.head_modules(model))
-    linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[0] not in task.head_modules(model)}
-
-    def targeted(names):
-        return [m for n, m in linears.items() if any(n == t or n.endswith("." + t) for t in names)]
-
+    parts = anatomy(model, task.head_modules(model))
     layers = encoder_layers(model)
     hidden = model.config.hidden_size
+
+    def with_roles(*roles):
+        return [model.get_submodule(n) for b in parts.blocks for n in b.names(roles)]
+
     if method == "full":
         return _numel(model)
     if method == "freeze":
         return head + sum(_numel(layer) for layer in layers[len(layers) - options.top_layers:])
-    if method == "lora":
-        return head + sum(options.r * (m.in_features + m.out_features) for m in targeted(options.target_modules))
-    if method == "ia3":
-        ff = set(options.feedforward_modules)
-        return head + sum(
-            m.in_features if any(n == f or n.endswith("." + f) for f in ff) else m.out_features
-            for n, m in linears.items() if any(n == t or n.endswith("." + t) for t in options.target_modules))
+    if method == "lora":  # every attention projection and feed-forward layer of every layer
+        every = with_roles("query", "key", "value", "qkv", "attention-out", "ffn-in", "ffn-other", "ffn-out")
+        return head + sum(options.r * (m.in_features + m.out_features) for m in every)
+    if method == "ia3":  # keys and values rescaled on their output, the feed-forward output on its input
+        return head + sum(m.out_features for m in with_roles("key", "value", "qkv")) + sum(m.in_features for m in with_roles("ffn-out"))
     if method == "adapter":
         size = max(1, hidden // options.reduction_factor)
         per = 2 * size * hidden + size + hidden
@@ -103,24 +101,28 @@ def test_method_x_task(method_name, task_name, tiny_model, tmp_path):
     losses = [e["loss"] for e in metrics["history"] if "loss" in e]
     assert min(losses[-4:]) < losses[0], losses
 
+    assert_reloads_and_merges(trained, task, splits["train"][:3], tmp_path)
+
+
+def assert_reloads_and_merges(trained, task, examples, tmp_path):
+    """The finished run reloads to the same predictions and outputs (on ``examples``), and merges
+    to a model with the same outputs where its method can merge."""
     inputs = task.sample_inputs()
-    before = trained.predict(inputs)
     reloaded = finished.load_run(trained.directory)
-    _assert_same(reloaded.predict(inputs), before)
-    features = task.encode(splits["train"][:3], reloaded.tokenizer, trained.labels, resolved.task_options)
+    _assert_same(reloaded.predict(inputs), trained.predict(inputs))
+    features = task.encode(examples, reloaded.tokenizer, trained.labels, trained.resolved.task_options)
     batch = task.collator(reloaded.tokenizer)(features)
     with torch.no_grad():
         expected_outputs = _outputs(trained.model(**batch))
         for got, want in zip(_outputs(reloaded.model(**batch)), expected_outputs, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
-    if method.cannot_merge:
+    if trained.resolved.method.refusal("merge", trained.resolved.method_options):
         return
     merged = task.build_model(str(adapt.merge(trained.directory, tmp_path / "merged")), trained.labels)
     merged.eval()
     with torch.no_grad():
         for got, want in zip(_outputs(merged(**batch)), expected_outputs, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-
 
 def test_prefix_receives_gradients_and_changes_outputs(tiny_model):
     task, method = registry.get_task("ner"), registry.get_method("prefix")
@@ -160,7 +162,7 @@ def test_adapter_refuses_unknown_architectures():
     class NotBert(torch.nn.Module):
         pass
 
-    with pytest.raises(ModelError, match="Cannot locate the encoder layers of NotBert"):
+    with pytest.raises(ModelError, match="Cannot find the encoder layers of NotBert"):
         encoder_layers(NotBert())
 
 

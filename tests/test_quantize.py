@@ -45,7 +45,7 @@ def test_quantized_merge_reloads_full_precision(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("method", ["full", "freeze"])
 def test_methods_that_update_base_weights_refuse_quantization(method):
-    with pytest.raises(RecipeError, match=f"the method '{method}' updates the base weights"):
+    with pytest.raises(RecipeError, match=f"the method '{method}' cannot train on a 4bit base: it updates the base weights"):
         recipes.validate({"task": {"name": "ner"}, "method": {"name": method}, "model": {"quantization": "4bit"}})
 
 

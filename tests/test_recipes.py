@@ -57,7 +57,7 @@ def test_validation_reports_every_error_at_once():
     assert "training.optimiser: unknown key" in joined
     assert "colour: unknown key" in joined
     assert "Did you mean 'ner'?" in joined
-    assert "method.options.rank: unknown key. Valid keys: r, alpha, dropout, target_modules, bias." in joined
+    assert "method.options.rank: unknown key. Valid keys: target_modules, layers_to_transform, r, alpha, dropout, bias, use_rslora, use_dora, init_lora_weights, eva_rho." in joined
     assert "method.options.dropout: expected a number" in joined
     data = {**BASE, "training": {"batch_size": 0}, "data": {"path": "./no/such/dir"}}
     with pytest.raises(RecipeError) as info:

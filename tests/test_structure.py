@@ -19,7 +19,7 @@ PACKAGE = ROOT / "peft_hub"
 #: Every module of peft_hub/ by layer, lowest first. A module may import its own layer and those
 #: below; a new module must be placed here (the test says so).
 LAYERS: dict[str, set[str]] = {
-    "contracts": {"errors", "version", "options", "progress", "guard", "scoring", "heads", "hookspecs", "methods", "tasks",
+    "contracts": {"errors", "version", "anatomy", "options", "progress", "guard", "scoring", "heads", "hookspecs", "methods", "tasks",
                   "objectives", "augment", "combined", "registry", "schema", "recipes", "features", "ranks", "batching",
                   "fast"},
     "training and data": {"data", "pairs", "text", "models", "embeddings", "train", "distill", "plots", "rundir",

@@ -33,6 +33,9 @@ def _describe(table: dict, as_json: bool) -> None:
         rate = f"; default learning rate {row['default_learning_rate']:g}" if "default_learning_rate" in row else ""
         rate += f"; shapes: {', '.join(row['shapes'])}" if "shapes" in row else ""
         click.echo(f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}{rate}]")
+        if "supports" in row:
+            click.echo("    supports: " + "; ".join(f"{c.replace('_', ' ')}: " + ("yes" if why is True else f"no ({why})")
+                                                    for c, why in row["supports"].items()))
         for o in row["options"]:
             bounds = f", {o['range']}" if "range" in o else ""
             click.echo(f"    {o['name']} ({o['type']}, default {o['default']!r}{bounds}): {o['help']}")

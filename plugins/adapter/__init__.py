@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import peft_hub
-from peft_hub import StateDictMethod, encoder_layers, option, train_head, train_only
+from peft_hub import StateDictMethod, anatomy, option, train_head, train_only
 
 PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
@@ -30,15 +30,19 @@ class BottleneckAdapter(StateDictMethod):
     cannot_merge = "its down-projection, activation and up-projection are a non-linear function that no existing weight can absorb"
 
     def apply(self, model, options, task):
-        from .layer import ADAPTER_PREFIX, AdaptedLinear  # torch loads only when a run needs it
+        from .layer import AdaptedLinear, Bottleneck  # torch loads only when a run needs it
 
-        places = ["output"] if options.config == "pfeiffer" else ["attention.output", "output"]
-        for layer in encoder_layers(model):
-            for place in places:
-                parent = layer.get_submodule(place)
-                if not isinstance(parent.dense, AdaptedLinear):
-                    parent.dense = AdaptedLinear(parent.dense, options.reduction_factor, options.non_linearity)
-        train_only(model, lambda name: f".{ADAPTER_PREFIX}." in name)
+        # after the feed-forward output (and the attention output) of every encoder layer, found from
+        # the architecture (BERT's output.dense, DistilBERT's ffn.lin2, ModernBERT's mlp.Wo ...)
+        roles = ("ffn-out",) if options.config == "pfeiffer" else ("attention-out", "ffn-out")
+        for name in anatomy(model, task.head_modules(model)).targets(roles):
+            parent_name, _, attribute = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            if not isinstance(getattr(parent, attribute), AdaptedLinear):
+                setattr(parent, attribute, AdaptedLinear(getattr(parent, attribute), options.reduction_factor, options.non_linearity))
+        # by identity, not by name: a family may have modules of that name of its own (MobileBERT)
+        ours = {f"{n}.{p}" for n, m in model.named_modules() if isinstance(m, Bottleneck) for p, _ in m.named_parameters()}
+        train_only(model, lambda name: name in ours)
         train_head(model, task)
         return model
 

@@ -1,0 +1,119 @@
+"""Every encoder family a user brings: tiny random models of BERT, RoBERTa, XLM-R, ELECTRA, DeBERTa-v2
+(as v3), DistilBERT, ALBERT, MPNet, ModernBERT, CamemBERT, and MobileBERT (named in no table of
+peft-hub), built from transformers' own configs. Each method must adapt the attention and the
+feed-forward of every encoder layer (ALBERT: its one shared layer), reload to the same outputs and
+merge to the same outputs; prefix tuning trains where the family takes past key values and is
+refused, naming the family, before any data is read elsewhere.
+
+CI runs the fast subset (each family x lora, ia3, adapter on NER, prefix everywhere, the LoRA
+variants on three families); ``pytest -m matrix`` runs every family x every method x every task."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import FAMILIES
+from test_methods import assert_reloads_and_merges
+
+from peft_hub import adapt, recipes, registry
+from peft_hub.anatomy import anatomy
+from peft_hub.errors import ModelError, PeftHubError
+
+#: the roles each method adapts by default in every encoder layer (None: it varies by family)
+ATTENTION_AND_FFN = {"attention-out", "ffn-in", "ffn-out"}
+EXPECTED_ROLES = {
+    "ia3": {"ffn-out"},  # + key and value, or the fused projection
+    "adapter": {"ffn-out"},  # Pfeiffer: after the feed-forward output
+    "prefix": set(),  # no layer changes: a prompt encoder outside them
+    "freeze": ATTENTION_AND_FFN,
+    "full": ATTENTION_AND_FFN,
+}
+TAKES_PREFIX = {"bert", "roberta", "xlm-roberta", "electra", "camembert"}
+
+
+def _run(model_dir, tmp_path, method, task="ner", steps=2, **options):
+    overrides = {"task.name": task, "method.name": method, "model.name": str(model_dir), "output.dir": str(tmp_path / "run"),
+                 "training.max_steps": steps, "training.learning_rate": 5e-3, "training.seed": 1,
+                 **{f"method.options.{k}": v for k, v in options.items()}}
+    data, source = recipes.compose(None, overrides)
+    return adapt.run(recipes.validate(data, source), quiet=True, echo=lambda m: None)
+
+
+def _check(trained, family, method, task, tmp_path):
+    """Every layer adapted where the method promises; reload and merge give the same outputs."""
+    report = trained.metrics["adapted"]
+    assert report["family"] == family
+    roles = set(report["modules"])
+    if method == "prefix":
+        assert report["outside_layers"] == ["prompt_encoder"] and roles == set()
+    else:
+        assert report["layers_adapted"] == report["layers"], report
+        assert EXPECTED_ROLES.get(method, ATTENTION_AND_FFN) <= roles, report
+        attention = roles & {"query", "key", "value", "qkv"}
+        assert attention if method not in ("adapter",) else True, report
+        assert all(n == report["layers"] for n in report["modules"].values()), report
+    resolved_task = registry.get_task(task)
+    examples = resolved_task.read_data(recipes.DataConfig(path=str(resolved_task.sample_data())), resolved_task.Options())
+    assert_reloads_and_merges(trained, resolved_task, examples["train"][:3], tmp_path)
+
+def _train_or_refuse(family_model, family, method, task, tmp_path, monkeypatch):
+    if method == "prefix" and family not in TAKES_PREFIX:
+        monkeypatch.setattr(adapt, "data_config_or_sample", lambda *a, **k: pytest.fail("data was read"))
+        with pytest.raises(ModelError, match=rf"prefix.*\({family}\) takes no past key values"):
+            _run(family_model(family), tmp_path, method, task)
+        return
+    if method == "freeze" and family == "albert":  # one shared layer: top_layers=2 is refused with the reason
+        with pytest.raises(PeftHubError, match="shares the weights of 1 across its 2 positions"):
+            _run(family_model(family), tmp_path, method, task)
+        return
+    _check(_run(family_model(family), tmp_path, method, task), family, method, task, tmp_path)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("method", ["lora", "ia3", "adapter", "prefix"])
+def test_family_x_method(family, method, family_model, tmp_path, monkeypatch):
+    _train_or_refuse(family_model, family, method, "ner", tmp_path, monkeypatch)
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("task", sorted(registry.tasks()))
+@pytest.mark.parametrize("method", sorted(registry.methods()))
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_full_family_matrix(family, method, task, family_model, tmp_path, monkeypatch):
+    _train_or_refuse(family_model, family, method, task, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("family", ["deberta-v2", "modernbert", "albert"])
+@pytest.mark.parametrize("variant", [
+    {"use_dora": True}, {"use_rslora": True}, {"init_lora_weights": "pissa"}, {"init_lora_weights": "olora"},
+    {"init_lora_weights": "eva"}, {"init_lora_weights": "orthogonal"},
+])
+def test_lora_variants(family, variant, family_model, tmp_path):
+    """Each LoRA variant trains on families other than BERT, reloads on the untouched base (PiSSA
+    and OLoRA are converted at save) and merges to the same outputs."""
+    trained = _run(family_model(family), tmp_path, "lora", steps=3, **variant)
+    _check(trained, family, "lora", "ner", tmp_path)
+    config = (trained.directory / "adapter" / "adapter_config.json").read_text()
+    if variant.get("init_lora_weights") in ("pissa", "olora"):
+        assert '"r": 32' in config  # converted: a plain LoRA of twice the rank on the untouched base
+
+
+def test_user_targets_are_checked_against_the_family(family_model, tmp_path):
+    """BERT's names on DistilBERT match nothing; names that reach only some layers half-adapt:
+    both refused with the model's own layout, before training."""
+    with pytest.raises(ModelError, match=r"matches no layer of DistilBertForTokenClassification.*attention\.q_lin \(query\)"):
+        _run(family_model("distilbert"), tmp_path, "lora", target_modules=["query", "value"])
+    with pytest.raises(ModelError, match=r"only 1 of the 2 encoder layers"):
+        _run(family_model("bert"), tmp_path, "lora", target_modules=["layer.0.attention.self.query"])
+    trained = _run(family_model("bert"), tmp_path, "lora", target_modules=["query"], layers_to_transform=[1])
+    assert trained.metrics["adapted"]["modules"] == {"query": 1} and trained.metrics["adapted"]["layers_adapted"] == 1
+
+
+def test_unreadable_architecture_is_refused_by_name():
+    class Plain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(4, 4) for _ in range(2)])
+
+    with pytest.raises(ModelError, match=r"Cannot find the encoder layers of Plain"):
+        anatomy(Plain())
