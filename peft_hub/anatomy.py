@@ -82,10 +82,13 @@ class Anatomy:
         return ", ".join(f"{name} ({role})" for name, role in self.blocks[0].roles.items())
 
     def role(self, name: str) -> str | None:
-        """The role of one module (a full name) in its encoder layer; None outside the layers."""
+        """The role of one module in its encoder layer (a full name, or one relative to the encoder
+        as :func:`target_modules` gives them); None outside the layers."""
         for block in self.blocks:
-            if name.startswith(block.path + "."):
-                return block.roles.get(name[len(block.path) + 1:])
+            for inner, role in block.roles.items():
+                full = f"{block.path}.{inner}"
+                if full == name or full.endswith("." + name):
+                    return role
         return None
 
     def layer_indices(self, layers: list[int] | None, what: str) -> list[int]:

@@ -31,7 +31,8 @@ class _Orthogonal(FullPrecisionOnly):
 
     def apply(self, model, options, task):
         targets = self.targets(model, task, options)
-        bad = sorted({model.get_submodule(n).in_features for n in targets if model.get_submodule(n).in_features % options.block_size})
+        sizes = {m.in_features for full, m in model.named_modules() for n in targets if full == n or full.endswith("." + n)}
+        bad = sorted(size for size in sizes if size % options.block_size)
         if bad:
             raise peft_hub.ModelError(f"method.options.block_size={options.block_size} does not divide the input size of "
                                       f"every adapted layer ({', '.join(map(str, bad))}). Choose a divisor of those.")
