@@ -186,14 +186,7 @@ def encoder_layers(model: Any, heads: list[str] | None = None) -> list[Any]:
 
 def _unwrapped(model: Any) -> Any:
     """The transformers model inside a peft wrapper (or the model itself)."""
-    base = model
-    for attribute in ("base_model", "model"):  # PeftModel.base_model (a tuner).model
-        inner = getattr(base, attribute, None)
-        if inner is None or inner is base or not hasattr(inner, "named_modules"):
-            break
-        if type(base).__module__.startswith("peft."):
-            base = inner
-    return base
+    return model.get_base_model() if type(model).__module__.startswith("peft.") else model
 
 
 def _roles(block: torch.nn.Module) -> dict[str, str] | None:

@@ -171,10 +171,10 @@ class PeftMethod(Method):
     def targets(self, model: torch.nn.Module, task: Task, options: Any, default: tuple[str, ...] | None = None) -> list[str]:
         """The full names of the modules to adapt from the options ``target_modules`` and
         ``layers_to_transform`` (see :func:`peft_hub.target_modules`)."""
-        from .anatomy import GROUPS, target_modules
+        from .anatomy import target_modules
 
         return target_modules(model, task.head_modules(model), options.target_modules,
-                              getattr(options, "layers_to_transform", None), default or GROUPS["attention+ffn"])
+                              getattr(options, "layers_to_transform", None), *([default] if default else []))
 
 
 def train_only(model: torch.nn.Module, trainable: Callable[[str], bool]) -> None:

@@ -49,8 +49,8 @@ def _check(trained, family, method, task, tmp_path):
     else:
         assert report["layers_adapted"] == report["layers"], report
         assert EXPECTED_ROLES.get(method, ATTENTION_AND_FFN) <= roles, report
-        attention = roles & {"query", "key", "value", "qkv"}
-        assert attention if method not in ("adapter",) else True, report
+        if method != "adapter":  # the Pfeiffer adapter sits after the feed-forward output only
+            assert roles & {"query", "key", "value", "qkv"}, report
         assert all(n == report["layers"] for n in report["modules"].values()), report
     resolved_task = registry.get_task(task)
     examples = resolved_task.read_data(recipes.DataConfig(path=str(resolved_task.sample_data())), resolved_task.Options())
