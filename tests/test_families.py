@@ -2,8 +2,8 @@
 (as v3), DistilBERT, ALBERT, MPNet, ModernBERT, CamemBERT, and MobileBERT (named in no table of
 peft-hub), built from transformers' own configs. Each method must adapt the attention and the
 feed-forward of every encoder layer (ALBERT: its one shared layer), reload to the same outputs and
-merge to the same outputs; prefix tuning trains where the family takes past key values and is
-refused, naming the family, before any data is read elsewhere.
+merge to the same outputs; prefix tuning trains where the family takes past key values (through
+peft) and on DeBERTa (in-house), and is refused, naming the family, before any data is read elsewhere.
 
 CI runs the fast subset (each family x lora, ia3, adapter on NER, prefix everywhere, the LoRA
 variants on three families); ``pytest -m matrix`` runs every family x every method x every task."""
@@ -28,7 +28,7 @@ EXPECTED_ROLES = {
     "freeze": ATTENTION_AND_FFN,
     "full": ATTENTION_AND_FFN,
 }
-TAKES_PREFIX = {"bert", "roberta", "xlm-roberta", "electra", "camembert"}
+TAKES_PREFIX = {"bert", "roberta", "xlm-roberta", "electra", "camembert", "deberta-v2"}
 
 
 def _run(model_dir, tmp_path, method, task="ner", steps=2, **options):
@@ -45,7 +45,8 @@ def _check(trained, family, method, task, tmp_path):
     assert report["family"] == family
     roles = set(report["modules"])
     if method == "prefix":
-        assert report["outside_layers"] == ["prompt_encoder"] and roles == set()
+        # peft's prompt encoder, or the in-house one (DeBERTa)
+        assert report["outside_layers"] in (["prompt_encoder"], ["prefix_encoder"]) and roles == set()
     else:
         assert report["layers_adapted"] == report["layers"], report
         assert EXPECTED_ROLES.get(method, ATTENTION_AND_FFN) <= roles, report
@@ -96,6 +97,35 @@ def test_lora_variants(family, variant, family_model, tmp_path):
     config = (trained.directory / "adapter" / "adapter_config.json").read_text()
     if variant.get("init_lora_weights") in ("pissa", "olora"):
         assert '"r": 32' in config  # converted: a plain LoRA of twice the rank on the untouched base
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_deberta_prefix_leaves_the_tokens_attention_as_it_was(projection, family_model, monkeypatch):
+    """The in-house DeBERTa prefix only adds columns: with them masked out, the model gives the base
+    model's outputs exactly (the tokens' relative-position bias and scaling untouched); with them
+    open, the outputs change and the prefix gets gradients."""
+    from peft_hub_plugins.prefix import deberta
+
+    task, method = registry.get_task("classify"), registry.get_method("prefix")
+    model = task.build_model(str(family_model("deberta-v2")), ["a", "b"])
+    model.eval()
+    batch = {"input_ids": torch.tensor([[1, 40, 41, 42, 2], [1, 43, 2, 0, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])}
+    with torch.no_grad():
+        base = model(**batch).logits.clone()
+    model = method.apply(model, method.Options(num_virtual_tokens=3, projection=projection), task)
+    opened = deberta.with_prefix_columns
+    monkeypatch.setattr(deberta, "with_prefix_columns", lambda mask, n: torch.cat([mask.new_zeros(*mask.shape[:-1], n), mask], -1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, base, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(deberta, "with_prefix_columns", opened)
+    with torch.no_grad():
+        assert not torch.allclose(model(**batch).logits, base)
+    model.train()
+    model(**batch, labels=torch.tensor([0, 1])).loss.backward()
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(n.startswith(("prefix_encoder.", "classifier.", "pooler.")) for n in trained), trained
+    assert model.prefix_encoder.embedding.weight.grad.abs().sum() > 0
 
 
 def test_user_targets_are_checked_against_the_family(family_model, tmp_path):
