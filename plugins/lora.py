@@ -117,7 +117,7 @@ class Lora(peft_hub.PeftMethod):
             bias=options.bias,
             use_rslora=options.use_rslora,
             use_dora=options.use_dora,
-            # loftq starts as default: peft's replace_lora_weights_loftq sets A and B in prepare()
+            # loftq starts as default: prepare() fits A and B to the quantization error
             init_lora_weights={"default": True, "loftq": True}.get(init, init),
             **extra,
         )
@@ -145,9 +145,7 @@ class Lora(peft_hub.PeftMethod):
 
             initialize_lora_eva_weights(model, dataloader=_Replayable(batches, 8), prepare_layer_inputs_fn=_token_rows)
         elif options.init_lora_weights == "loftq":
-            from peft import replace_lora_weights_loftq
-
-            replace_lora_weights_loftq(model, model_path=_weights_file(model))
+            _loftq(model)
 
     def save(self, model, directory):
         initial = getattr(model, "peft_hub_initial_adapter", None)
@@ -190,6 +188,39 @@ def _token_rows(layer_input, tokens, layer_name):
 
 def _is_4bit(model) -> bool:
     return any(type(m).__name__ == "Linear4bit" for m in model.modules())
+
+
+def _loftq(model) -> None:
+    """LoftQ (Li et al., 2023), one step: each 4-bit LoRA layer starts at the best rank-r fit of
+    what quantization took from its weight (full - dequantized, by SVD), so that base + LoRA starts
+    nearer the full-precision model. peft's ``replace_lora_weights_loftq`` does this on CUDA only
+    and leaves out LoRA's scaling (alpha / r); here on the model's own device, scaled."""
+    import bitsandbytes as bnb
+    import torch
+    from peft.tuners.lora import Linear4bit
+    from safetensors import safe_open
+
+    path = _weights_file(model)
+    prefix = model.get_base_model().base_model_prefix + "."
+    with safe_open(path, framework="pt") as weights, torch.no_grad():
+        stored = set(weights.keys())
+        for name, module in model.named_modules():
+            if not isinstance(module, Linear4bit):
+                continue
+            key = name.removeprefix("base_model.model.") + ".weight"
+            key = key if key in stored else key.removeprefix(prefix)  # saved as the bare encoder
+            if key not in stored:
+                raise peft_hub.ModelError(f"init_lora_weights=loftq: {path} has no weight {key!r} for the 4-bit layer "
+                                          f"{name}. Is --model the directory the base was quantized from?")
+            quantized = module.weight
+            full = weights.get_tensor(key).to(quantized.device, torch.float32)
+            error = full - bnb.functional.dequantize_4bit(quantized.data, quantized.quant_state).float()
+            U, S, Vh = torch.linalg.svd(error, full_matrices=False)
+            r, scaling = module.r["default"], module.scaling["default"]
+            root = (S[:r] / scaling).sqrt()  # B @ A * scaling = U_r S_r Vh_r
+            A, B = module.lora_A["default"].weight, module.lora_B["default"].weight
+            A.copy_((root[:, None] * Vh[:r]).to(A.dtype))
+            B.copy_((U[:, :r] * root).to(B.dtype))
 
 
 def _weights_file(model) -> str:

@@ -75,3 +75,36 @@ def test_sentence_objectives_train_on_an_8bit_base(objective, tiny_model, tmp_pa
     from transformers import AutoModel
 
     AutoModel.from_pretrained(out)  # merged into a full-precision encoder
+
+
+def test_loftq_starts_closer_to_the_full_precision_base(tiny_model, tmp_path):
+    """LoftQ (``init_lora_weights=loftq`` with ``--quantize 4bit``) sets LoRA's start so that the 4-bit
+    base plus LoRA is nearer the full-precision model than the 4-bit base alone; the run trains and
+    reloads."""
+    import torch
+
+    from peft_hub import registry
+    from peft_hub.models import prepare_quantized, quantization_kwargs
+
+    task, method = registry.get_task("ner"), registry.get_method("lora")
+    labels = ["O", "B-PER", "I-PER"]
+    batch = {"input_ids": torch.tensor([[2, 40, 41, 42, 43, 44, 3]]), "attention_mask": torch.ones(1, 7, dtype=torch.long)}
+    torch.manual_seed(0)
+    full = task.build_model(str(tiny_model), labels).eval()
+    torch.manual_seed(0)
+    quantized = task.build_model(str(tiny_model), labels, **quantization_kwargs("4bit", task.head_modules(full)))
+    options = method.Options(init_lora_weights="loftq")
+    model = method.apply(prepare_quantized(quantized, "4bit"), options, task).eval()
+    with torch.no_grad():
+        want = full(**batch).logits
+        start = model(**batch).logits  # LoRA's B starts at zero: the 4-bit base alone
+        method.prepare(model, options, iter(()))
+        fitted = model(**batch).logits
+    assert (fitted - want).norm() < 0.8 * (start - want).norm()
+
+    data, _ = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                     "model.quantization": "4bit", "method.options.init_lora_weights": "loftq",
+                                     "output.dir": str(tmp_path / "run"), "training.max_steps": 3})
+    trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)
+    texts = ["Anna Schmidt flew to Paris ."]
+    assert finished.load_run(trained.directory).predict(texts) == trained.predict(texts)

@@ -29,15 +29,19 @@ def _env():
 
 # lora: peft's own layers; adalora: a method whose rank schedule runs in callbacks and whose
 # checkpoints carry its rank pattern and importance averages; loraplus: an optimizer of its own;
-# multilabel: a threshold tuned on dev at each checkpoint, which test is scored with
-@pytest.mark.parametrize("method, task", [("lora", "ner"), ("adalora", "ner"), ("loraplus", "ner"), ("lora", "multilabel")])
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path, method, task):
-    reference = subprocess.run(_command(tiny_model, tmp_path / "ref", method=method, task=task), capture_output=True, text=True,
-                               env=_env(), timeout=600)
+# multilabel: a threshold tuned on dev at each checkpoint, which test is scored with; EVA: ranks
+# redistributed by a data pass before training, which the resumed run must repeat to fit its checkpoint
+@pytest.mark.parametrize("method, task, options", [
+    ("lora", "ner", ()), ("adalora", "ner", ()), ("loraplus", "ner", ()), ("lora", "multilabel", ()),
+    ("lora", "ner", ("method.options.init_lora_weights=eva",)),
+], ids=["lora-ner", "adalora-ner", "loraplus-ner", "lora-multilabel", "lora-eva-ner"])
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path, method, task, options):
+    reference = subprocess.run(_command(tiny_model, tmp_path / "ref", *options, method=method, task=task), capture_output=True,
+                               text=True, env=_env(), timeout=600)
     assert reference.returncode == 0, reference.stderr
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(_command(tiny_model, out, method=method, task=task), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(_command(tiny_model, out, *options, method=method, task=task), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=_env())
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -49,7 +53,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path, 
     assert not (out / "run.json").exists(), "the run finished before it could be killed"
     assert newest_complete_checkpoint(out / "checkpoints") is not None
 
-    resumed = subprocess.run(_command(tiny_model, out, "--resume", method=method, task=task), capture_output=True, text=True,
+    resumed = subprocess.run(_command(tiny_model, out, "--resume", *options, method=method, task=task), capture_output=True, text=True,
                              env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     ref, res = json.loads(reference.stdout), json.loads(resumed.stdout)
