@@ -246,13 +246,16 @@ model = PeftModel.from_pretrained(base, entry + "/adapter").eval()
 # -- archives ------------------------------------------------------------------------------------
 
 
-def export(name: str, file: str | Path) -> Path:
-    """One ``.tar.gz`` with the entry and a manifest (size and sha256 of every file)."""
+def export(name: str, file: str | Path, overwrite: bool = False) -> Path:
+    """One ``.tar.gz`` with the entry and a manifest (size and sha256 of every file); an existing
+    file is replaced only with ``overwrite``."""
     entry = get(name)
     verify(entry.path, entry.meta.get("files", {}))
     file = Path(file)
     if file.is_dir():
         raise HubError(f"{file} is a directory; give the archive's file name, e.g. {file / (name + '.tar.gz')}.")
+    if file.exists() and not overwrite:
+        raise HubError(f"{file} exists. Choose another FILE, or pass --overwrite to replace it.")
     manifest = {"format": ARCHIVE_FORMAT, "name": name, "files": _files(entry.path, but=None)}
     tmp = file.with_name(file.name + ".tmp")
     try:

@@ -18,7 +18,7 @@ from typing import Any
 from .errors import PeftHubError
 from .rundir import sha256_file
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")  # \Z: "$" would take a trailing newline
 NAME_RULE = "1-64 characters: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 

@@ -27,7 +27,7 @@ from .errors import DuplicateNameError, PluginError, UnknownNameError
 from .version import PLUGIN_API, PLUGIN_API_CHANGES, __version__
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-.]*)*$")
+NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-.]*)*\Z")
 
 pm = pluggy.PluginManager(hookspecs.PROJECT)
 pm.add_hookspecs(hookspecs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Literal
@@ -154,7 +155,9 @@ class Lora(peft_hub.PeftMethod):
         from peft.utils import get_peft_model_state_dict
         from safetensors.torch import load_file, save_file
 
-        model.save_pretrained(str(directory), safe_serialization=True, path_initial_model_for_weight_conversion=initial)
+        with warnings.catch_warnings():  # the conversion loads the start beside the adapter, which peft warns of
+            warnings.filterwarnings("ignore", message="PiSSA changes the base weights")
+            model.save_pretrained(str(directory), safe_serialization=True, path_initial_model_for_weight_conversion=initial)
         # peft's conversion keeps only the LoRA matrices: the trained head goes back beside them
         file = directory / "adapter_model.safetensors"
         converted = load_file(str(file))

@@ -49,6 +49,8 @@ def test_add_list_show_export_import_predict(cli_runner, tiny_runs, hub_home, tm
 
     archive = tmp_path / "conll-tiny.tar.gz"
     _ok(cli_runner, "hub", "export", "conll-tiny", str(archive))
+    assert "exists. Choose another FILE, or pass --overwrite" in _fails(cli_runner, "hub", "export", "conll-tiny", str(archive))
+    _ok(cli_runner, "hub", "export", "conll-tiny", str(archive), "--overwrite")
     monkeypatch.setenv("PEFT_HUB_HOME", str(tmp_path / "elsewhere"))  # a clean hub
     assert "Imported conll-2" in _ok(cli_runner, "hub", "import", str(archive), "--name", "conll-2")
     by_name = _ok(cli_runner, "predict", "conll-2", TEXT, "--json")
@@ -62,7 +64,7 @@ def test_add_list_show_export_import_predict(cli_runner, tiny_runs, hub_home, tm
 
 def test_bad_names_and_entries(cli_runner, tiny_runs, hub_home, tmp_path):
     ner = str(tiny_runs["ner"])
-    for bad in ("../up", "Upper", "with space", "x" * 65, ""):
+    for bad in ("../up", "Upper", "with space", "x" * 65, "", "ends-in-newline\n"):
         assert "not a valid hub name" in _fails(cli_runner, "hub", "add", ner, "--name", bad)
     _ok(cli_runner, "hub", "add", ner, "--name", "one")
     assert "already has an entry 'one'" in _fails(cli_runner, "hub", "add", ner, "--name", "one")

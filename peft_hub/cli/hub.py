@@ -89,11 +89,12 @@ def hub_rm(names):
 @hub.command(name="export", epilog=examples('peft-hub hub export conll-ner conll-ner.tar.gz'))
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
-def hub_export(name, file):
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
+def hub_export(name, file, overwrite):
     """Write an entry to one .tar.gz archive (with a manifest of every file's sha256)."""
     from .. import hub as store
 
-    click.echo(f"Exported {name} to {store.export(name, file)}")
+    click.echo(f"Exported {name} to {store.export(name, file, overwrite)}")
 
 
 @hub.command(name="import", epilog=examples('peft-hub hub import conll-ner.tar.gz --name conll-ner-2'))
