@@ -156,7 +156,7 @@ class Lora(peft_hub.PeftMethod):
         from safetensors.torch import load_file, save_file
 
         with warnings.catch_warnings():  # the conversion loads the start beside the adapter, which peft warns of
-            warnings.filterwarnings("ignore", message="PiSSA changes the base weights")
+            warnings.filterwarnings("ignore", message="(PiSSA|OLoRA) changes the base weights")
             model.save_pretrained(str(directory), safe_serialization=True, path_initial_model_for_weight_conversion=initial)
         # peft's conversion keeps only the LoRA matrices: the trained head goes back beside them
         file = directory / "adapter_model.safetensors"

@@ -189,14 +189,7 @@ def test_a_real_server_answers_and_stops_cleanly_on_sigterm(server):
     assert "Shutting down" in process.stdout.read()
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-def test_the_page_shows_a_prediction_in_a_real_browser(server, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def test_the_page_shows_a_prediction_in_a_real_browser(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -204,29 +197,20 @@ def test_the_page_shows_a_prediction_in_a_real_browser(server, tmp_path):
     import httpx
 
     expected = httpx.post(url + "/v1/predict", json={"adapter": "ner-tiny", "inputs": [TEXTS[0]]}, timeout=120).json()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.get(url + "/")
-        wait = WebDriverWait(driver, 30)
-        wait.until(lambda d: "ner-tiny" in d.find_element(By.ID, "adapters").text)
-        box = driver.find_element(By.ID, "text")
-        box.clear()
-        box.send_keys(TEXTS[0])
-        driver.find_element(By.ID, "go").click()
-        wait.until(lambda d: d.find_element(By.ID, "result").get_attribute("data-done") == "1")
-        result = driver.find_element(By.ID, "result")
-        marks = [m.text for m in result.find_elements(By.TAG_NAME, "mark")]
-        entities = expected["predictions"][0]["entities"]
-        assert marks == [f"{TEXTS[0][e['start']:e['end']]}{e['type']}" for e in entities]
-        assert TEXTS[0].split()[0] in result.text
-        driver.save_screenshot(os.environ.get("PEFT_HUB_SCREENSHOT", str(tmp_path / "page.png")))
-    finally:
-        driver.quit()
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda d: "ner-tiny" in d.find_element(By.ID, "adapters").text)
+    box = browser.find_element(By.ID, "text")
+    box.clear()
+    box.send_keys(TEXTS[0])
+    browser.find_element(By.ID, "go").click()
+    wait.until(lambda d: d.find_element(By.ID, "result").get_attribute("data-done") == "1")
+    result = browser.find_element(By.ID, "result")
+    marks = [m.text for m in result.find_elements(By.TAG_NAME, "mark")]
+    entities = expected["predictions"][0]["entities"]
+    assert marks == [f"{TEXTS[0][e['start']:e['end']]}{e['type']}" for e in entities]
+    assert TEXTS[0].split()[0] in result.text
+    browser.save_screenshot(os.environ.get("PEFT_HUB_SCREENSHOT", str(tmp_path / "page.png")))
 
 
 def test_the_method_plugins_are_served_or_refused_with_the_reason(tiny_model, tiny_runs, tmp_path, hub_home):

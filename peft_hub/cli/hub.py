@@ -150,17 +150,27 @@ the server keeps no state but its cache of loaded adapters.
 @click.option("--model", help="Base model  [default: the first adapter's]")
 @click.option("--token-env", help="Name of an environment variable holding a bearer token that /v1/* requires.")
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=1), help="Inputs in one forward pass (all adapters).")
+@click.option("--max-batch-tokens", default=8192, show_default=True, type=click.IntRange(min=1),
+              help="Estimated tokens (characters / 4) in one forward pass: long requests are split across passes.")
 @click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(min=0), help="How long a request waits to share a pass.")
 @click.option("--max-inputs", default=256, show_default=True, type=click.IntRange(min=1), help="Inputs in one request.")
 @click.option("--max-chars", default=10_000, show_default=True, type=click.IntRange(min=1), help="Characters in one text.")
+@click.option("--max-queue", default=512, show_default=True, type=click.IntRange(min=1), help="Requests waiting or running; more get 429.")
+@click.option("--request-timeout", default=300.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds until a request is answered 504.")
+@click.option("--drain-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="On SIGTERM: how long requests in flight may still take (the rest get 503).")
 @click.option("--max-adapters", default=64, show_default=True, type=click.IntRange(min=1), help="Adapters kept loaded (least recently used evicted).")
 @click.option("--max-adapter-mb", type=click.FloatRange(min=0), help="Memory for loaded adapter weights, MiB (least recently used evicted).")
 @click.option("--no-mixed", is_flag=True, help="Run each adapter's requests as its own pass (set_adapter), not mixed batches.")
-def serve(sources, host, port, model, token_env, max_batch, max_wait_ms, max_inputs, max_chars, max_adapters, max_adapter_mb, no_mixed):
+def serve(sources, host, port, model, token_env, max_batch, max_batch_tokens, max_wait_ms, max_inputs, max_chars, max_queue,
+          request_timeout, drain_seconds, max_adapters, max_adapter_mb, no_mixed):
     """Serve adapters over HTTP: one base model in memory, many adapters and heads.
 
-    POST /v1/predict {"adapter": NAME, "inputs": [...]}, GET /v1/adapters, GET /health, OpenAPI at
-    /docs, and a page at / to try them. Requests for different adapters share forward passes."""
+    POST /v1/predict {"adapter": NAME, "inputs": [...]}; GET, POST and DELETE /v1/adapters (what is
+    served, changed while it runs); GET /health, /metrics (Prometheus), OpenAPI at /docs, and a page
+    at / to try them. Requests for different adapters share forward passes; long requests are split
+    across passes so that short ones are not held behind them."""
     import logging
     import os
 
@@ -176,6 +186,9 @@ def serve(sources, host, port, model, token_env, max_batch, max_wait_ms, max_inp
     logging.basicConfig(format="%(levelname)s:     %(message)s")
     models.quiet_libraries()
     pool = serving.AdapterPool(serving.sources_for(sources), base=model, max_adapters=max_adapters,
-                               max_memory_mb=max_adapter_mb, mixed=not no_mixed)
-    click.echo(f"Serving {len(pool.sources)} adapter(s) on {pool.base_path} at http://{host}:{port}/", err=True)
-    run(pool, Limits(max_batch, max_wait_ms, max_inputs, max_chars, token=token), host, port)
+                               max_memory_mb=max_adapter_mb, mixed=not no_mixed, follow_hub=not sources)
+    click.echo(f"Serving {len(pool.sources)} adapter(s){' (and hub entries added later)' if not sources else ''} on "
+               f"{pool.base_path} at http://{host}:{port}/", err=True)
+    run(pool, Limits(max_batch=max_batch, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_inputs=max_inputs,
+                     max_chars=max_chars, max_queue=max_queue, request_timeout=request_timeout, drain_seconds=drain_seconds,
+                     token=token), host, port)
