@@ -144,7 +144,8 @@ class Lora(peft_hub.PeftMethod):
         if options.init_lora_weights == "eva":
             from peft import initialize_lora_eva_weights
 
-            initialize_lora_eva_weights(model, dataloader=_Replayable(batches, 8), prepare_layer_inputs_fn=_token_rows)
+            initialize_lora_eva_weights(model, dataloader=_Replayable(batches, 8), prepare_model_inputs_fn=_real_tokens,
+                                        prepare_layer_inputs_fn=_token_rows)
         elif options.init_lora_weights == "loftq":
             _loftq(model)
 
@@ -177,6 +178,16 @@ class _Replayable:
 
     def __len__(self):
         return len(self.batches)
+
+
+def _real_tokens(model_input, peft_config):
+    """The (row, position) pairs of the batch's real tokens, by its attention mask. peft's own choice
+    also drops positions whose label is -100, reading ``labels`` as one label per token, which only
+    token tasks have (a classification batch's labels are one per row, and EVA crashed on them)."""
+    import torch
+
+    ids = model_input["input_ids"]
+    return model_input.get("attention_mask", torch.ones_like(ids)).bool().nonzero()
 
 
 def _token_rows(layer_input, tokens, layer_name):

@@ -99,6 +99,13 @@ def test_lora_variants(family, variant, family_model, tmp_path):
         assert '"r": 32' in config  # converted: a plain LoRA of twice the rank on the untouched base
 
 
+@pytest.mark.parametrize("task", sorted(registry.tasks()))
+def test_eva_takes_every_task_batch(task, family_model, tmp_path):
+    """EVA's data pass reads the task's own training batches, whatever their labels' shape (one per
+    token, one per example, one vector per example, spans)."""
+    _check(_run(family_model("bert"), tmp_path, "lora", task=task, init_lora_weights="eva"), "bert", "lora", task, tmp_path)
+
+
 @pytest.mark.parametrize("projection", [False, True])
 def test_deberta_prefix_leaves_the_tokens_attention_as_it_was(projection, family_model, monkeypatch):
     """The in-house DeBERTa prefix only adds columns: with them masked out, the model gives the base
