@@ -13,6 +13,17 @@ counting failed and lost (unanswered) requests.
     python benchmarks/serve_bench.py                 # trains the 8 adapters once (runs/serve-bench), ~30 min
     python benchmarks/serve_bench.py --soak 0 --requests 100   # quicker
 Writes benchmarks/results/serve_bench.json and prints a markdown table.
+
+--faults (issue 25) runs three workloads on one mixed server instead, with the code of --code (a
+checkout of another commit, to compare before and after on the same machine):
+
+  throughput  the 8 adapters, concurrency 8, one-sentence requests
+  long/short  one request of --long-texts texts of ~10,000 characters (NER), and meanwhile clients
+              at concurrency 4 sending one-sentence requests: the long one's time, the short ones' p50/p99
+  eviction    --max-adapters 2 with requests for all 8 adapters at concurrency 16: failures
+
+    git worktree add /tmp/before <commit>; python benchmarks/serve_bench.py --faults --code /tmp/before --label before
+    python benchmarks/serve_bench.py --faults --label after      # -> benchmarks/results/serve_faults.json
 """
 
 from __future__ import annotations
@@ -93,12 +104,15 @@ def rss_mb(pid: int) -> float:
 
 
 class Server:
+    #: the checkout whose peft_hub serves (python -m peft_hub from there)
+    code = ROOT
+
     def __init__(self, runs: list[Path], *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PEFT_HUB_HOME": "/nonexistent-peft-hub-home"}
-        self.process = subprocess.Popen([PEFT_HUB, "serve", *map(str, runs), "--port", str(self.port), *extra],
-                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PEFT_HUB_HOME": "/nonexistent-peft-hub-home", "PYTHONPATH": str(self.code)}
+        self.process = subprocess.Popen([sys.executable, "-m", "peft_hub", "serve", *map(str, runs), "--port", str(self.port),
+                                         *extra], env=env, cwd=self.code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait(self) -> None:
         import httpx
@@ -177,6 +191,88 @@ def measure(label: str, servers: list[Server], routes: dict[str, str], texts: li
     return result
 
 
+def long_text(chars: int = 10_000) -> str:
+    words = []
+    for line in (DATA / "conll2003" / "test.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("-DOCSTART-"):
+            words.append(line.split()[0])
+        if sum(len(w) + 1 for w in words) >= chars:
+            break
+    return " ".join(words)[:chars]
+
+
+async def long_and_short(url: str, names: list[str], texts: list[str], long_texts: int) -> dict:
+    """One long request, and short ones at concurrency 4 for as long as it runs."""
+    import httpx
+
+    rng = random.Random(2)
+    latencies, failures = [], 0
+    done = asyncio.Event()
+    async with httpx.AsyncClient(timeout=900) as http:
+        async def long() -> tuple[float, int]:
+            started = time.perf_counter()
+            answer = await http.post(url + "/v1/predict", json={"adapter": "conll-a", "inputs": [long_text()] * long_texts})
+            done.set()
+            return time.perf_counter() - started, answer.status_code
+
+        async def short() -> None:
+            nonlocal failures
+            await asyncio.sleep(0.5)
+            while not done.is_set():
+                name = rng.choice(names)
+                started = time.perf_counter()
+                answer = await http.post(url + "/v1/predict", json={"adapter": name, "inputs": [rng.choice(texts)]})
+                latencies.append(time.perf_counter() - started)
+                failures += answer.status_code != 200
+
+        (seconds, status), *_ = await asyncio.gather(long(), *(short() for _ in range(4)))
+    latencies.sort()
+    return {"long_texts": long_texts, "long_seconds": round(seconds, 1), "long_status": status, "short_requests": len(latencies),
+            "short_failed": failures,
+            "short_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+            "short_p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1) if latencies else None,
+            "short_max_ms": round(1000 * latencies[-1], 1) if latencies else None}
+
+
+def faults(runs: dict[str, Path], texts: list[str], args) -> None:
+    """Issue 25's workloads with the code of ``Server.code``; results under ``args.label``."""
+    result = {"code": str(Server.code), "commit": subprocess.run(["git", "-C", str(Server.code), "rev-parse", "--short", "HEAD"],
+                                                                capture_output=True, text=True).stdout.strip()}
+    routes = list(runs)
+    server = Server(list(runs.values()))
+    server.wait()
+    warm({name: server.url for name in runs}, texts)
+    result["throughput"] = asyncio.run(load({name: server.url for name in runs}, texts, 8, args.requests, None))
+    print(f"throughput: {result['throughput']}", file=sys.stderr)
+    result["long_short"] = asyncio.run(long_and_short(server.url, routes, texts, args.long_texts))
+    print(f"long/short: {result['long_short']}", file=sys.stderr)
+    server.stop()
+    server = Server(list(runs.values()), "--no-mixed")  # the same load, one pass per adapter
+    server.wait()
+    warm({name: server.url for name in runs}, texts)
+    result["throughput_switch"] = asyncio.run(load({name: server.url for name in runs}, texts, 8, args.requests, None))
+    print(f"throughput --no-mixed: {result['throughput_switch']}", file=sys.stderr)
+    server.stop()
+    server = Server(list(runs.values()), "--max-adapters", "2")
+    server.wait()
+    result["eviction"] = asyncio.run(load({name: server.url for name in runs}, texts, 16, args.requests, None, seed=3))
+    print(f"eviction: {result['eviction']}", file=sys.stderr)
+    server.stop()
+    output = Path(args.output).with_name("serve_faults.json")
+    everything = json.loads(output.read_text()) if output.exists() else {}
+    everything[args.label] = result
+    output.write_text(json.dumps(everything, indent=2) + "\n")
+    print("| code | 8 adapters c=8 requests/s (failed) | --no-mixed | long request s | short p50 / p99 / max ms beside it "
+          "(failed) | eviction c=16 requests/s (failed) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, r in everything.items():
+        t, l, e = r["throughput"], r["long_short"], r["eviction"]
+        switch = r.get("throughput_switch", {}).get("requests_per_s", "")
+        print(f"| {label} ({r['commit']}) | {t['requests_per_s']} ({t['failed'] + t['lost']}) | {switch} | {l['long_seconds']} | "
+              f"{l['short_p50_ms']} / {l['short_p99_ms']} / {l['short_max_ms']} ({l['short_failed']}) | "
+              f"{e['requests_per_s']} ({e['failed'] + e['lost']}) |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=str(ROOT / "runs" / "serve-bench"))
@@ -185,9 +281,16 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--soak", type=float, default=300, help="seconds of the soak at concurrency 32 (0: none)")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "serve_bench.json"))
+    parser.add_argument("--faults", action="store_true", help="issue 25's workloads (long/short, eviction) instead")
+    parser.add_argument("--code", default=str(ROOT), help="with --faults: the checkout whose server runs")
+    parser.add_argument("--label", default="after", help="with --faults: the name of this run in serve_faults.json")
+    parser.add_argument("--long-texts", type=int, default=20, help="with --faults: texts of ~10,000 characters in the long request")
     args = parser.parse_args()
     runs = prepare(Path(args.runs), args.samples)
     texts = sentences()
+    if args.faults:
+        Server.code = Path(args.code).resolve()
+        return faults(runs, texts, args)
     levels = [int(x) for x in args.levels.split(",")]
     results = {"adapters": list(runs), "texts": len(texts), "levels": levels}
 

@@ -146,7 +146,14 @@ class PeftMethod(Method):
         if hasattr(config, "exclude_modules"):  # ... and keep the method's own layers out of it
             inside = {n for n, _ in model.named_modules() if any(n == h or n.startswith(h + ".") for h in heads)}
             config.exclude_modules = set(config.exclude_modules or []) | inside
-        return get_peft_model(model, config)
+        given = getattr(config, "target_modules", None)  # (prompt methods have none)
+        model = get_peft_model(model, config)
+        if isinstance(given, (list, set)):
+            # peft shortens a long list to the shortest suffixes that pick the same modules in *this*
+            # model (``dense`` where a token model has no pooler); saved so, the adapter would reach
+            # other modules of another model of the same base (serve's shared encoder has the pooler)
+            model.peft_config["default"].target_modules = set(given)
+        return model
 
     def save(self, model, directory):
         model.save_pretrained(str(directory), safe_serialization=True)

@@ -40,7 +40,7 @@ PAGE_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 
 @dataclass
 class Limits:
     max_batch: int = 64             # inputs in one forward pass, over all adapters
-    max_batch_tokens: int = 8192    # estimated tokens in one forward pass (characters / 4)
+    max_batch_tokens: int = 2048    # estimated tokens in one forward pass (characters / 4)
     max_wait_ms: float = 5.0        # how long a request waits for others to share its pass
     max_inputs: int = 256           # inputs in one request
     max_chars: int = 10_000         # characters in one text

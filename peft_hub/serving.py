@@ -169,6 +169,7 @@ class AdapterPool:
         self.peft = None  # the shared encoder with every loaded adapter, made with the first one
         self.encoder = None
         self.base_keys: set[str] = set()
+        self.base_layers: set[str] = set()
         self._described: dict[str, dict] = {}
 
     # -- what can be served --------------------------------------------------------------------
@@ -352,12 +353,18 @@ class AdapterPool:
 
             self.encoder = models.load_pretrained(AutoModel, self.base_path)
             self.base_keys = set(self.encoder.state_dict())
+            # its layers as loaded (peft wraps them in place as adapters join)
+            self.base_layers = {n for n, module in self.encoder.named_modules() if n and not any(module.children())}
         shared = sorted(set(encoder_state) & self.base_keys)
         if shared:  # e.g. LoRA with bias="all": it changed weights that every adapter shares
             raise ServeError(f"Adapter {name} changes weights of the base model itself ({shared[0]}), which all "
                              f"adapters share. Serve it with `peft-hub predict {name}`.", 422)
         config = PeftConfig.from_pretrained(str(directory / "adapter"))
         config.modules_to_save, config.task_type, config.inference_mode = None, None, True
+        if isinstance(config.target_modules, (list, set)):
+            # the modules its weights are for: a config saved with peft's shortened suffixes (``dense``,
+            # as adapters trained before this fix have) would otherwise also reach modules its own model lacked
+            config.target_modules = weighted_modules(encoder_state, self.base_layers) or config.target_modules
         if hasattr(config, "exclude_modules"):
             config.exclude_modules = None  # the heads it kept out live in the task models, not here
         if self.peft is None:
@@ -517,6 +524,19 @@ def _request_error(name: str, exc: BaseException) -> ServeError:
         return ServeError(str(exc), 422)
     log.error("adapter %s failed on a request: %r", name, exc)
     return ServeError(f"Adapter {name} failed on this request ({type(exc).__name__}: {str(exc)[:200]}).", 500)
+
+
+def weighted_modules(state: dict, layers: set[str]) -> set[str]:
+    """The ``layers`` (a model's leaf module names) that an adapter's ``state`` holds weights for: for
+    each key (``encoder.layer.0.attention.self.query.lora_A.weight``), the longest layer name it
+    starts with (``encoder.layer.0.attention.self.query``)."""
+    found = set()
+    for key in state:
+        parts = key.split(".")
+        owner = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in layers), None)
+        if owner:
+            found.add(owner)
+    return found
 
 
 def _files_state(directory: Path) -> tuple:

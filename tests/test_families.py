@@ -10,6 +10,8 @@ variants on three families); ``pytest -m matrix`` runs every family x every meth
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from conftest import FAMILIES
@@ -104,6 +106,28 @@ def test_eva_takes_every_task_batch(task, family_model, tmp_path):
     """EVA's data pass reads the task's own training batches, whatever their labels' shape (one per
     token, one per example, one vector per example, spans)."""
     _check(_run(family_model("bert"), tmp_path, "lora", task=task, init_lora_weights="eva"), "bert", "lora", task, tmp_path)
+
+
+def test_saved_targets_reach_only_encoder_layers_of_any_model_of_the_base(tiny_model, tmp_path):
+    """With 20 or more targets peft saves the shortest suffixes that pick them in the training model
+    (``dense`` in an NER model, which has no pooler). The saved adapter must name the same layers in
+    any model of its base: the bare encoder with a pooler that ``serve`` shares, too."""
+    import re
+
+    from transformers import AutoModel, BertConfig, BertModel
+
+    deeper = tmp_path / "four-layers"
+    config = BertConfig.from_pretrained(tiny_model)
+    config.num_hidden_layers = 4  # 24 linear layers: peft shortens the list
+    BertModel(config).save_pretrained(deeper)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        if (tiny_model / name).exists():
+            (deeper / name).write_bytes((tiny_model / name).read_bytes())
+    trained = _run(deeper, tmp_path, "lora", steps=1)
+    targets = json.loads((trained.directory / "adapter" / "adapter_config.json").read_text())["target_modules"]
+    with_pooler = [name for name, _ in AutoModel.from_pretrained(deeper).named_modules()]
+    reached = [n for n in with_pooler if any(n == t or n.endswith("." + t) for t in targets)]
+    assert len(reached) == 4 * 6 and all(re.match(r"encoder\.layer\.\d\.", n) for n in reached), reached
 
 
 @pytest.mark.parametrize("projection", [False, True])

@@ -274,6 +274,22 @@ def test_a_failing_input_is_run_again_apart(tiny_runs, monkeypatch):
     assert "Adapter ner failed on this request (RuntimeError: the tokenizer choked)" in answers[-1].json()["error"]
 
 
+def test_an_adapter_with_peft_shortened_targets_serves_beside_a_pooler(tiny_runs, tmp_path, alone):
+    """peft saves a long target list shortened to suffixes that pick the same modules in the training
+    model: an NER model has no pooler, so ``dense`` sufficed. The shared encoder has one (classification
+    uses it): the adapter is loaded onto the layers its weights are for, and answers as it does alone."""
+    from peft_hub import serving
+
+    def shortened(run):
+        config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+        config["target_modules"] = ["query", "key", "value", "dense"]
+        (run / "adapter" / "adapter_config.json").write_text(json.dumps(config))
+
+    pool = serving.AdapterPool({"ner": _broken_copy(tiny_runs["ner"], tmp_path / "ner", shortened), "cls": tiny_runs["classify"]})
+    answers = pool.predict_many([("cls", TEXTS), ("ner", TEXTS)])
+    assert _same(answers[0], alone["cls"]) and _same(answers[1], alone["ner-a"])
+
+
 def test_sigterm_lets_requests_in_flight_finish(fault_hub):
     """Case 7: SIGTERM while a slow request and small ones queued behind it run: all are answered
     200 within --drain-seconds; later requests are refused; the process ends with status 0 and no

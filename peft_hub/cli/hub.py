@@ -150,7 +150,7 @@ the server keeps no state but its cache of loaded adapters.
 @click.option("--model", help="Base model  [default: the first adapter's]")
 @click.option("--token-env", help="Name of an environment variable holding a bearer token that /v1/* requires.")
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=1), help="Inputs in one forward pass (all adapters).")
-@click.option("--max-batch-tokens", default=8192, show_default=True, type=click.IntRange(min=1),
+@click.option("--max-batch-tokens", default=2048, show_default=True, type=click.IntRange(min=1),
               help="Estimated tokens (characters / 4) in one forward pass: long requests are split across passes.")
 @click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(min=0), help="How long a request waits to share a pass.")
 @click.option("--max-inputs", default=256, show_default=True, type=click.IntRange(min=1), help="Inputs in one request.")
