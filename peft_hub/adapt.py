@@ -136,7 +136,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     what metrics.json holds). ``extra_train``: examples trained on beside the data's (self-training's
     pseudo-labels)."""
     recipe, task, method = resolved.recipe, resolved.task, resolved.method
-    from .train import FeatureDataset, default_head_rate, head_input_rms, task_trainer, train_resumably, tuned_options
+    from .train import (FeatureDataset, default_head_rate, drop_own_checkpoints, head_input_rms, task_trainer, train_resumably,
+                        tuned_options)
 
     started = begin(resolved, f"{task.name}-{method.name}", echo)
     out, echo, main, model_path, tokenizer = started.out, started.echo, started.main, started.model_path, started.tokenizer
@@ -240,6 +241,8 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
         rundir.write_json(out / "labels.json", labels)
         rundir.finish(out, resolved, metrics, {"task": task.name, "method": method.name, "base_model": model_path},
                       curves_metric=resolved.primary_metric)
+    else:
+        drop_own_checkpoints(trainer, out)
     model.eval()
     return LoadedRun(resolved, model, tokenizer, labels, out, metrics)
 

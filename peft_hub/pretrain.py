@@ -143,7 +143,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     """Continue pretraining a model on text; returns the output directory and its metrics."""
     recipe, objective, method = resolved.recipe, resolved.objective, resolved.method
     d, t = recipe.data, recipe.training
-    from .train import FeatureDataset, build_trainer, train_resumably
+    from .train import FeatureDataset, build_trainer, drop_own_checkpoints, train_resumably
 
     started = begin(resolved, f"pretrain-{objective.name}", echo)
     out, echo, main, model_path, tokenizer = started.out, started.echo, started.main, started.model_path, started.tokenizer
@@ -204,6 +204,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     echo(f"Held-out {metric} after training: {after[metric]:.4g}")
 
     if not main:
+        drop_own_checkpoints(trainer, out)
         return out, {}
     if quant != "none":  # never merge into 8-bit/4-bit weights: reload the base in full precision
         method.save(model, out / "method")

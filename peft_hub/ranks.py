@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -21,6 +22,62 @@ def _process_group():
     import torch.distributed as dist
 
     return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def several_nodes() -> bool:
+    """True in a run whose processes are spread over several machines (torchrun --nnodes N)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world > int(os.environ.get("LOCAL_WORLD_SIZE", world))
+
+
+def sees_main_storage(directory: Path) -> bool:
+    """Whether this process sees the files rank 0 writes under ``directory`` (the same storage, or
+    a shared file system), found by rank 0 writing a marker that every rank looks for. Every rank
+    must call it; the process group must be up."""
+    import uuid
+
+    dist = _process_group()
+    if dist is None:
+        return True
+    token = [uuid.uuid4().hex if is_main_process() else None]
+    dist.broadcast_object_list(token, src=0)
+    marker = Path(directory) / f".peft-hub-storage-{token[0]}"
+    if is_main_process():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("")
+    dist.barrier()
+    seen = marker.exists()
+    dist.barrier()
+    if is_main_process():
+        marker.unlink()
+    return seen
+
+
+def steps_everywhere(steps: set[int]) -> set[int]:
+    """The checkpoint ``steps`` that every process has (each gives its own); ``steps`` alone in a
+    single process."""
+    dist = _process_group()
+    if dist is None:
+        return steps
+    every: list = [None] * dist.get_world_size()
+    dist.all_gather_object(every, sorted(steps))
+    return set.intersection(*(set(s) for s in every))
+
+
+def peer_lost(exc: BaseException, timeout: float) -> str | None:
+    """What to tell the user when ``exc`` (raised in a collective operation) says another process
+    of the run died or stopped answering; None for any other error."""
+    text = str(exc)
+    signs = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "timed out", "Timed out",
+             "Socket Timeout", "NCCL communicator was aborted", "ProcessGroupGloo", "ProcessGroupNCCL")
+    distributed = _process_group() is not None or "DistBackendError" in type(exc).__name__
+    if not distributed or not any(sign in text for sign in signs):
+        return None
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    first = first.split(" This is typically")[0].split(" Check the logs")[0][:300]  # (gloo's own advice follows)
+    return (f"Another process of this {os.environ.get('WORLD_SIZE', 'multi')}-process run died, or did not answer "
+            f"within training.ddp_timeout ({timeout:g} s): {first} Its own output says why. Once it is fixed, start "
+            "the same command again on every node with --resume.")
 
 
 def wait_for_other_processes() -> None:

@@ -77,6 +77,7 @@ class TrainingConfig(Options):
     save_steps: int | None = option(None, "Also save a resumable checkpoint every N steps (default: at each evaluation).", low=1)
     loss: Literal["token", "batch"] = option("token", "`token`: every labelled token weighs the same whatever the batching (needed by `length` batching to match random batches); `batch`: each batch's mean loss counts the same (transformers' way).")
     fast_dropout: bool = option(True, "On CPU, draw dropout masks 4 elements per random number (same probability, ~6x cheaper; see peft_hub/fast.py).")
+    ddp_timeout: int = option(60, "Several processes or nodes: seconds one waits for the others before it stops with an error, so a node that died or hangs is reported in this time (torch's default is 30 minutes). Raise it when one process works alone for longer (a slow checkpoint save).", low=1)
     head_learning_rate: float | None = option(None, "Peak learning rate of the fresh head (task head, or a pretraining head the model lacks). Unset: adapt sets it from the scale of the head's input (README: 'Defaults that learn'); pretrain uses 10 x learning_rate.", above=0, below=1)
 
     def check(self) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 from .errors import PeftHubError
 from .guard import MAJORITY, progress_note
 from .progress import duration, interactive
+from .ranks import peer_lost, sees_main_storage, several_nodes, steps_everywhere
 from .features import FeatureDataset
 from .recipes import Resolved
 
@@ -114,7 +115,7 @@ def _CompleteMarker():
 
     class CompleteMarker(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
+            if args.should_save:  # rank 0, and each node's first process where nodes keep their own
                 path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if path.is_dir():
                     (path / COMPLETE).write_text("")
@@ -122,10 +123,25 @@ def _CompleteMarker():
     return CompleteMarker()
 
 
+def drop_own_checkpoints(trainer: Any, out: Path) -> None:
+    """On a node that kept checkpoints of its own (storage apart from rank 0's), remove them once
+    the run is done, as rank 0 does with the run's; the directory goes too if nothing else is in it."""
+    import shutil
+
+    if trainer.args.should_save and not trainer.is_world_process_zero():
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out.rmdir()
+
+
 def newest_complete_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint with the highest step that was completely written."""
-    found = [p for p in directory.glob("checkpoint-*") if (p / COMPLETE).exists() and p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    """The checkpoint with the highest step that was completely written, and, in a run of several
+    processes, by every node that keeps checkpoints of its own (a node killed while saving has one
+    step fewer than the others: they all go back to the last step every node has)."""
+    found = {int(p.name.split("-")[-1]): p for p in directory.glob("checkpoint-*")
+             if (p / COMPLETE).exists() and p.name.split("-")[-1].isdigit()}
+    everywhere = steps_everywhere(set(found))
+    return found[max(everywhere)] if everywhere else None
 
 
 def train_resumably(trainer: Any, resume: bool, output_dir: Path) -> Any:
@@ -138,6 +154,11 @@ def train_resumably(trainer: Any, resume: bool, output_dir: Path) -> Any:
             raise PeftHubError(f"Nothing to resume in {output_dir}: it has no complete checkpoint. Run without --resume.")
     try:
         return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except RuntimeError as exc:
+        lost = peer_lost(exc, trainer.args.ddp_timeout)
+        if lost:
+            raise PeftHubError(lost) from None
+        raise
     except KeyboardInterrupt:
         trainer._save_checkpoint(trainer.model, trial=None)
         _CompleteMarker().on_save(trainer.args, trainer.state, trainer.control)
@@ -220,8 +241,8 @@ def _trainer_class() -> type:
         #: set by build_trainer: rewrites each batch before the forward pass (an objective's choice)
         batch_transform: Callable[[dict], dict] | None = None
 
-        #: set by build_trainer for ``batching: length``
-        length_sampler: Any = None
+        #: set by build_trainer: the batches of this process (peft_hub.batching.rank_batches)
+        batches: Any = None
 
         #: set by build_trainer: {parameter-name suffix: learning rate} for weights with a rate of their own
         learning_rates: dict[str, float] = {}
@@ -236,7 +257,7 @@ def _trainer_class() -> type:
             return optimizer
 
         def _get_train_sampler(self, *args, **kwargs):
-            return self.length_sampler or super()._get_train_sampler(*args, **kwargs)
+            return self.batches or super()._get_train_sampler(*args, **kwargs)
 
         #: set by task_trainer: the loss of batches that carry a teacher's logits (peft_hub.distill)
         distillation: Any = None
@@ -393,6 +414,11 @@ def build_trainer(
     from transformers import TrainingArguments
 
     t = training
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("true", "1") and not torch.cuda.is_available():
+        raise PeftHubError("FSDP was asked for (ACCELERATE_USE_FSDP=true, as `accelerate launch` with an FSDP config sets "
+                           "it), but accelerate shards models with FSDP on GPUs only: without CUDA, Trainer would train "
+                           "as plain DDP without saying so. On this machine use --num-processes N (DDP); the FSDP configs "
+                           "in examples/accelerate/ are for GPU machines.")
     if t.precision == "fp16" and not torch.cuda.is_available():
         raise PeftHubError("training.precision=fp16 needs a CUDA GPU; on this machine use bf16 (or fp32).")
     if t.precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
@@ -400,7 +426,9 @@ def build_trainer(
     if dev is None:
         interval = dict(eval_strategy="no", save_strategy="no")
     elif eval_steps or t.max_steps:  # evaluate (and keep the best) at least once before the end
-        steps_per_epoch = max(1, math.ceil(len(train) / t.batch_size)) if hasattr(train, "__len__") else t.max_steps
+        # optimizer steps in an epoch, over every process (torchrun sets WORLD_SIZE)
+        global_batch = t.batch_size * int(os.environ.get("WORLD_SIZE", "1"))
+        steps_per_epoch = max(1, math.ceil(len(train) / global_batch) // t.grad_accum) if hasattr(train, "__len__") else t.max_steps
         every = eval_steps or min(steps_per_epoch, t.max_steps)
         interval = dict(eval_strategy="steps", save_strategy="steps", eval_steps=every, save_steps=every)
     else:
@@ -444,8 +472,14 @@ def build_trainer(
         # True scales the *reported* loss by the number of processes in transformers 5.23;
         # False: DDP averages the per-process mean losses, and losses read the same in any setup.
         average_tokens_across_devices=False,
+        ddp_timeout=t.ddp_timeout,
         **interval,
     )
+    if several_nodes():
+        args.device  # sets up the process group
+        # a node whose storage is not rank 0's keeps checkpoints of its own (its resume and the
+        # best-checkpoint reload read them); the run directory is rank 0's alone
+        args.save_on_each_node = not sees_main_storage(output_dir)
     if t.save_steps:
         args.save_strategy, args.save_steps = "steps", t.save_steps
         if args.eval_strategy != "no":  # keeping the best needs a checkpoint at every evaluation
@@ -469,13 +503,16 @@ def build_trainer(
     trainer.batch_transform = batch_transform
     trainer.own_evaluation = own_evaluation
     trainer.learning_rates = learning_rates or {}
-    if t.batching == "length" and isinstance(train, FeatureDataset):
-        from .batching import LengthBucketSampler
+    if isinstance(train, FeatureDataset):
+        from .batching import rank_batches
 
         lengths = [len(f["input_ids"]) for f in train.features]
-        trainer.length_sampler = LengthBucketSampler(lengths, t.batch_size * t.grad_accum, t.seed)
+        trainer.batches = rank_batches(t.batching, lengths, t.batch_size, t.grad_accum, t.seed, args.process_index, args.world_size)
     if t.loss == "token" and isinstance(train, FeatureDataset) and train.features and "labels" in train.features[0]:
-        trainer.labeled_per_batch = train.num_labeled() / math.ceil(len(train) / t.batch_size)
+        # labelled items in one process's average batch: each process's loss is its batch's sum over
+        # this, and DDP averages the processes' gradients, so a token weighs the same in any setup
+        global_size = t.batch_size * args.world_size
+        trainer.labeled_per_batch = train.num_labeled() / (math.ceil(len(train) / global_size) * args.world_size)
     for callback in remove:
         trainer.remove_callback(callback)
     for callback in [*add, _CompleteMarker(), *callbacks]:

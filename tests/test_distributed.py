@@ -1,15 +1,27 @@
-"""Two processes over gloo on CPU (torchrun under --num-processes) train in sync and reach what
-one process reaches with the same global batch."""
+"""Several processes over gloo on CPU train in sync and reach exactly what one process reaches with
+the same global batch: two processes under --num-processes (torchrun on one machine), and two
+"nodes" on 127.0.0.1 (two separate torchrun launchers, each with its own working and output
+directory, as on machines that share no storage). A killed node fails the other with a message
+within seconds, and --resume on both continues to the single-process result."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import psutil
 import pytest
+
+#: 8 or more steps cross epochs of the 61 sample sentences at a global batch of 32
+ARGS = ["--method", "lora", "--task", "ner", "--lr", "5e-3", "--quiet", "--json", "training.batching=sequential",
+        "method.options.dropout=0", "training.warmup_ratio=0", "training.logging_steps=1"]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture
@@ -24,24 +36,120 @@ def tiny_no_dropout(tiny_model, tmp_path):
 
 
 def _adapt(model, out, *extra):
-    command = [sys.executable, "-m", "peft_hub", "adapt", "--method", "lora", "--task", "ner", "--model", str(model),
-               "--output", str(out), "--max-steps", "3", "--lr", "5e-3", "--quiet", "--json",
-               "training.batching=sequential", "method.options.dropout=0", "training.warmup_ratio=0", *extra]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    command = [sys.executable, "-m", "peft_hub", "adapt", *ARGS, "--model", str(model), "--output", str(out), *extra]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tiny_no_dropout, tmp_path):
-    one = _adapt(tiny_no_dropout, tmp_path / "one", "--batch-size", "16")
-    two = _adapt(tiny_no_dropout, tmp_path / "two", "--batch-size", "8", "--num-processes", "2")
-    assert "Starting 2 processes" in two.stderr
-    single, double = json.loads(one.stdout), json.loads(two.stdout)  # rank 0 alone prints
-    assert two.stdout.count('"output"') == 1
-    assert double["train_steps"] == single["train_steps"] == 3  # inside the first epoch: equal global batches
-    assert double["train_tokens"] == single["train_tokens"]  # every token seen once per step, across ranks
+def _curve(metrics: dict) -> list[tuple]:
+    """Every logged training loss and dev loss, by step."""
+    return [(e["step"], round(e["loss"] if "loss" in e else e["eval_loss"], 4)) for e in metrics["history"]
+            if "loss" in e or "eval_loss" in e]
+
+
+def _same_run(got: dict, want: dict) -> None:
+    assert _curve(got) == _curve(want)
+    assert got["train_tokens"] == want["train_tokens"] and got["best_step"] == want["best_step"]
     for split in ("dev", "test"):
-        assert double[split]["loss"] == pytest.approx(single[split]["loss"], rel=1e-2)
-        assert double[split]["accuracy"] == pytest.approx(single[split]["accuracy"], abs=0.02)
+        assert got[split]["loss"] == pytest.approx(want[split]["loss"], rel=1e-5)
+        assert got[split]["f1"] == want[split]["f1"]
+
+
+@pytest.fixture
+def one_process(tiny_no_dropout, tmp_path):
+    """One process, global batch 32, for ``steps`` steps."""
+    def run(steps: int) -> dict:
+        out = tmp_path / f"one-{steps}"
+        _adapt(tiny_no_dropout, out, "--batch-size", "32", "--max-steps", str(steps))
+        return json.loads((out / "metrics.json").read_text())
+    return run
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tiny_no_dropout, one_process, tmp_path):
+    """Across epoch ends too: each process takes its share of the global batch one process makes
+    (accelerate's own sharding repeats examples at the end of an epoch)."""
+    two = _adapt(tiny_no_dropout, tmp_path / "two", "--batch-size", "16", "--num-processes", "2", "--max-steps", "8")
+    assert "Starting 2 processes" in two.stderr
+    assert two.stdout.count('"output"') == 1  # rank 0 alone prints
+    _same_run(json.loads((tmp_path / "two" / "metrics.json").read_text()), one_process(8))
     assert (tmp_path / "two" / "run.json").exists() and not (tmp_path / "two" / "checkpoints").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _nodes(model: Path, root: Path, steps: int, *extra: str) -> list[subprocess.Popen]:
+    """Two torchrun launchers, node 0 and node 1, each in its own working directory with the output
+    ``run`` there, meeting at 127.0.0.1."""
+    port = str(_free_port())
+    launched = []
+    for rank in (0, 1):
+        cwd = root / f"node-{rank}"
+        cwd.mkdir(exist_ok=True)
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank",
+                   str(rank), "--master-addr", "127.0.0.1", "--master-port", port, "-m", "peft_hub", "adapt", *ARGS,
+                   "--model", str(model), "--batch-size", "16", "--max-steps", str(steps), "--output", "run", *extra]
+        launched.append(subprocess.Popen(command, cwd=cwd, env=ENV,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return launched
+
+
+def _finish(node: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = node.communicate(timeout=timeout)
+    return node.returncode, out, err
+
+
+def test_two_nodes_match_one_process_and_only_node_0_writes(tiny_no_dropout, one_process, tmp_path):
+    nodes = _nodes(tiny_no_dropout, tmp_path, 8)
+    (code0, out0, err0), (code1, out1, err1) = (_finish(n) for n in nodes)
+    assert code0 == 0 and code1 == 0, err0[-2000:] + err1[-2000:]
+    assert out0.count('"output"') == 1 and '"output"' not in out1
+    _same_run(json.loads((tmp_path / "node-0" / "run" / "metrics.json").read_text()), one_process(8))
+    # node 1 kept checkpoints of its own while training (it sees none of node 0's files), and left nothing
+    assert list((tmp_path / "node-1").iterdir()) == []
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    parent = psutil.Process(process.pid)
+    for child in [*parent.children(recursive=True), parent]:
+        child.kill()
+
+
+def test_a_killed_node_fails_the_other_clearly_and_both_resume(tiny_no_dropout, one_process, tmp_path):
+    steps = 60
+    node0, node1 = _nodes(tiny_no_dropout, tmp_path, steps)
+    checkpoints = tmp_path / "node-0" / "run" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not any(int(p.name.split("-")[1]) >= 20 for p in checkpoints.glob("checkpoint-*")):
+        assert time.monotonic() < deadline and node0.poll() is None, "node 0 saved no checkpoint past step 20"
+        time.sleep(0.1)
+    _kill_tree(node1)
+    killed = time.monotonic()
+    code, _, err = _finish(node0, timeout=120)
+    assert code != 0 and time.monotonic() - killed < 60
+    assert "Another process of this 2-process run died, or did not answer within training.ddp_timeout" in err
+    assert "--resume" in err
+    node1.communicate()
+
+    nodes = _nodes(tiny_no_dropout, tmp_path, steps, "--resume")
+    results = [_finish(n) for n in nodes]
+    assert [r[0] for r in results] == [0, 0], results[0][2][-2000:] + results[1][2][-2000:]
+    _same_run(json.loads((tmp_path / "node-0" / "run" / "metrics.json").read_text()), one_process(steps))
+
+
+def test_fsdp_without_a_gpu_is_refused_not_run_as_ddp(tiny_model, tmp_path, monkeypatch):
+    """accelerate runs an FSDP config on CPU as plain DDP (its distributed type is MULTI_CPU):
+    refused with the reason, before training."""
+    from peft_hub import adapt, recipes
+    from peft_hub.errors import PeftHubError
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    data, source = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "model.name": str(tiny_model),
+                                          "output.dir": str(tmp_path / "run"), "training.max_steps": 1})
+    with pytest.raises(PeftHubError, match="accelerate shards models with FSDP on GPUs only"):
+        adapt.run(recipes.validate(data, source), quiet=True, echo=lambda m: None)
+    assert not (tmp_path / "run" / "checkpoints").exists()
