@@ -202,7 +202,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
         distillation = distill.Distillation(task, recipe.teacher.temperature, recipe.teacher.alpha, teacher)
     trainer = task_trainer(resolved, model, tokenizer, features["train"], dev, labels, out, quiet=quiet,
                            learning_rates=dict.fromkeys(head, head_lr), early_stopping=dev is not None, distillation=distillation)
-    result = train_resumably(trainer, recipe.output.resume, out)
+    result = train_resumably(trainer, recipe.output.resume, out, echo)
     model = trainer.model
 
     metrics: dict[str, Any] = {}

@@ -198,7 +198,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
         eval_steps=t.eval_steps or max(1, total_steps // 5), quiet=quiet, callbacks=tuple(callbacks),
         batch_transform=objective.prepare_training(model, options), learning_rates=head_rates, own_evaluation=evaluate,
     )
-    result = train_resumably(trainer, recipe.output.resume, out)
+    result = train_resumably(trainer, recipe.output.resume, out, echo)
     model = trainer.model
     after = evaluate(model)
     echo(f"Held-out {metric} after training: {after[metric]:.4g}")

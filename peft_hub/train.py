@@ -144,7 +144,7 @@ def newest_complete_checkpoint(directory: Path) -> Path | None:
     return found[max(everywhere)] if everywhere else None
 
 
-def train_resumably(trainer: Any, resume: bool, output_dir: Path) -> Any:
+def train_resumably(trainer: Any, resume: bool, output_dir: Path, echo: Callable[[str], Any] = print) -> Any:
     """``trainer.train()``, from the newest complete checkpoint when resuming; on Ctrl-C, save a
     checkpoint and say how to continue."""
     checkpoint = None
@@ -152,6 +152,7 @@ def train_resumably(trainer: Any, resume: bool, output_dir: Path) -> Any:
         checkpoint = newest_complete_checkpoint(output_dir / "checkpoints")
         if checkpoint is None:
             raise PeftHubError(f"Nothing to resume in {output_dir}: it has no complete checkpoint. Run without --resume.")
+        echo(f"Resuming from {checkpoint}")
     try:
         return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except RuntimeError as exc:

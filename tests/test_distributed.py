@@ -6,6 +6,7 @@ within seconds, and --resume on both continues to the single-process result."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -153,3 +154,62 @@ def test_fsdp_without_a_gpu_is_refused_not_run_as_ddp(tiny_model, tmp_path, monk
     with pytest.raises(PeftHubError, match="accelerate shards models with FSDP on GPUs only"):
         adapt.run(recipes.validate(data, source), quiet=True, echo=lambda m: None)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _ray_workers() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if "RayTrainWorker" in " ".join(process.info["cmdline"] or []):
+                found.append(process)
+    return found
+
+
+def test_ray_workers_train_as_one_process_and_resume_after_a_worker_dies(tiny_no_dropout, one_process, tmp_path):
+    """--engine ray: 2 Ray Train workers on a local Ray reach one process's losses and scores; one
+    worker killed mid-run, Ray restarts the group and the workers continue from the newest
+    checkpoint to the same end."""
+    steps, out = 60, tmp_path / "ray"
+    loud = [arg for arg in ARGS if arg != "--quiet"]  # the workers' messages say that they resumed
+    command = [sys.executable, "-m", "peft_hub", "adapt", *loud, "--model", str(tiny_no_dropout), "--batch-size", "16",
+               "--max-steps", str(steps), "--num-processes", "2", "--engine", "ray", "--output", str(out)]
+    log, err = (tmp_path / "ray.out").open("w"), (tmp_path / "ray.err").open("w")  # (pipes could fill and stall it)
+    ray = subprocess.Popen(command, env={**ENV, "RAY_ADDRESS": ""}, stdout=log, stderr=err, text=True)
+    deadline, killed = time.monotonic() + 300, None
+    while killed is None and ray.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint past step 20"
+        if any(int(p.name.split("-")[1]) >= 20 for p in (out / "checkpoints").glob("checkpoint-*")) and _ray_workers():
+            killed = _ray_workers()[-1]
+            killed.kill()
+        time.sleep(0.1)
+    ray.wait(timeout=600)
+    stdout, stderr = (tmp_path / "ray.out").read_text(), (tmp_path / "ray.err").read_text()
+    assert ray.returncode == 0, stderr[-3000:]
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert "Resuming from" in stderr, stderr[-3000:]
+    assert json.loads(stdout)["output"] == str(out)
+    _same_run(json.loads((out / "metrics.json").read_text()), one_process(steps))
+    assert not (out / "checkpoints").exists()
+
+
+def test_the_ray_engine_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    from peft_hub import ray_engine, recipes
+    from peft_hub.errors import PeftHubError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
+    data, source = recipes.compose(None, {"task.name": "ner", "method.name": "lora", "output.dir": str(tmp_path / "run")})
+    with pytest.raises(PeftHubError, match=r"pip install 'peft-hub\[ray\]'"):
+        ray_engine.train(data, source, 2)
+
+
+def test_a_node_that_never_joins_is_reported_within_the_rendezvous_timeout(tiny_no_dropout, tmp_path):
+    """The README's multi-node command sets torchrun's --rdzv-conf timeout (static rendezvous: 600 s
+    by default): node 0 alone stops with the count of nodes that joined."""
+    port = str(_free_port())
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", "0",
+               "--master-addr", "127.0.0.1", "--master-port", port, "--rdzv-conf", "timeout=10", "-m", "peft_hub", "adapt",
+               *ARGS, "--model", str(tiny_no_dropout), "--max-steps", "2", "--output", str(tmp_path / "run")]
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120)
+    assert result.returncode != 0 and time.monotonic() - started < 60
+    assert "1/2 clients joined" in result.stderr

@@ -24,7 +24,7 @@ LAYERS: dict[str, set[str]] = {
                   "fast"},
     "training and data": {"data", "pairs", "text", "models", "embeddings", "train", "distill", "plots", "rundir",
                           "locations", "finished", "stage"},
-    "flows": {"adapt", "pretrain", "selftrain", "runs", "report", "summary"},
+    "flows": {"adapt", "pretrain", "selftrain", "runs", "ray_engine", "report", "summary"},
     "hub and serving": {"hub", "merging", "serving", "server"},
     "cli": {"cli", "cli.app", "cli.running", "cli.using", "cli.listing", "cli.hub", "__main__"},
 }

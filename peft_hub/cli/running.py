@@ -12,11 +12,12 @@ from ..ranks import relaunch
 from .app import cli, echo_unless, json_option, overrides_argument, quiet_option, setup_logging
 
 
-def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool, kind: str | None = None) -> list[Path]:
-    """Compose, validate and run a recipe, printing each stage's summary; returns the outputs."""
+def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as_json: bool, kind: str | None = None,
+                engine: str = "torchrun", workers: int | None = None) -> list[Path]:
+    """Compose, validate and run a recipe (``engine="ray"``: in ``workers`` Ray Train workers),
+    printing each stage's summary; returns the outputs."""
     from .. import recipes, runs
     from ..ranks import is_main_process
-    from ..summary import adapt_summary, pretrain_summary
 
     setup_logging(quiet)
     data, source = recipes.compose(recipe, flags, list(overrides))
@@ -25,18 +26,30 @@ def _run_recipe(recipe, flags: dict, overrides: tuple[str, ...], quiet: bool, as
         raise click.UsageError(f"{source} has stages; run it with `peft-hub run`.")
     if kind and resolved.kind != kind:
         raise click.UsageError(f"{source} is a {resolved.kind} recipe; run it with `peft-hub {resolved.kind}` or `peft-hub run`.")
+    if engine == "ray":
+        from .. import ray_engine
+
+        stage, out, metrics = ray_engine.train(data, source, workers or 1, quiet=quiet, echo=echo_unless(quiet))
+        _report(stage, out, metrics, as_json)
+        return [out]
     outputs = []
     for stage, out, metrics in runs.run(resolved, quiet=quiet, echo=echo_unless(quiet), announce=lambda m: click.echo(m, err=True)):
         outputs.append(out)
-        if not is_main_process():
-            continue
-        if as_json:
-            click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
-        elif stage.kind == "pretrain":
-            click.echo(pretrain_summary(out, metrics, stage.objective))
-        else:
-            click.echo(adapt_summary(out, metrics, stage.task))
+        if is_main_process():
+            _report(stage, out, metrics, as_json)
     return outputs
+
+
+def _report(stage, out: Path, metrics: dict, as_json: bool) -> None:
+    """A finished stage's summary, or its metrics as JSON."""
+    from ..summary import adapt_summary, pretrain_summary
+
+    if as_json:
+        click.echo(json.dumps({"output": str(out), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
+    elif stage.kind == "pretrain":
+        click.echo(pretrain_summary(out, metrics, stage.objective))
+    else:
+        click.echo(adapt_summary(out, metrics, stage.task))
 
 
 #: Options that adapt and pretrain share: (flag, the recipe key it sets, click.option arguments).
@@ -59,7 +72,10 @@ def run_options(command):
     """Add the shared RUN_OPTIONS and --num-processes to a command."""
     for flag, _, kwargs in reversed(RUN_OPTIONS):
         command = click.option(flag, **kwargs)(command)
-    return click.option("--num-processes", type=click.IntRange(min=1), help="Train in N processes (DDP through torchrun; gloo on CPU). Batch size is per process.")(command)
+    command = click.option("--engine", type=click.Choice(["torchrun", "ray"]), default="torchrun", show_default=True,
+                           help="What starts the --num-processes processes: torchrun, or Ray Train workers (pip install "
+                                "'peft-hub[ray]'; a local Ray unless RAY_ADDRESS names a cluster).")(command)
+    return click.option("--num-processes", type=click.IntRange(min=1), help="Train in N processes (DDP; gloo on CPU). Batch size is per process.")(command)
 
 
 def run_flags(values: dict) -> dict:
@@ -108,7 +124,7 @@ Examples:
   peft-hub adapt --method lora --task classify --data DIR --augment eda --augment span_cutoff
 """)
 @adapt_options
-def adapt(recipe, num_processes, quiet, json_, overrides, **values):
+def adapt(recipe, num_processes, engine, quiet, json_, overrides, **values):
     """Adapt a base model to a task with a parameter-efficient method.
 
     Sugar for a recipe: every flag sets one recipe key, and KEY=VALUE sets any other
@@ -118,8 +134,9 @@ def adapt(recipe, num_processes, quiet, json_, overrides, **values):
     flags = adapt_flags(values)
     if recipe is None and not (flags["method.name"] and flags["task.name"]):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
-    relaunch(num_processes, lambda m: click.echo(m, err=True))
-    _run_recipe(recipe, flags, overrides, quiet, json_, kind="adapt")
+    if engine == "torchrun":
+        relaunch(num_processes, lambda m: click.echo(m, err=True))
+    _run_recipe(recipe, flags, overrides, quiet, json_, kind="adapt", engine=engine, workers=num_processes)
 
 
 @cli.command(name="self-train", epilog="""
@@ -139,7 +156,7 @@ Examples:
 @click.option("--skip-unlabeled", type=int, help="Skip the first N pool examples (the labelled ones, when the pool is the training file).")
 @adapt_options
 def self_train(unlabeled, rounds, threshold, student_epochs, balance, max_unlabeled, skip_unlabeled, recipe, num_processes,
-               quiet, json_, overrides, **values):
+               engine, quiet, json_, overrides, **values):
     """Self-training: a teacher on the labelled data pseudo-labels the pool; its confident
     pseudo-labels train a student, the next round's teacher. Every round is a run directory
     (OUTPUT/round-N); an interrupted self-training continues at its round. Sugar for a recipe's
@@ -151,8 +168,8 @@ def self_train(unlabeled, rounds, threshold, student_epochs, balance, max_unlabe
     flags = {**adapt_flags(values), **{f"self_train.{key}": value for key, value in section.items()}}
     if recipe is None and not (flags["method.name"] and flags["task.name"]):
         raise click.UsageError("Name a --method and a --task (e.g. --method lora --task ner), or give a --recipe.")
-    if num_processes:
-        raise click.UsageError("self-train runs in one process; drop --num-processes.")
+    if num_processes or engine != "torchrun":
+        raise click.UsageError("self-train runs in one process; drop --num-processes and --engine.")
     last = _run_recipe(recipe, flags, overrides, quiet, json_, kind="adapt")[-1]  # OUTPUT/round-N
     if not json_:
         rounds = sorted(last.parent.glob("round-*"), key=lambda path: int(path.name.split("-")[1]))
@@ -184,7 +201,7 @@ Examples:
 @json_option
 @overrides_argument
 def pretrain(objective, method, model, data, validation, validation_split, fmt, text_field, block_size, line_by_line,
-             streaming, output, recipe, num_processes, quiet, json_, overrides, **run):
+             streaming, output, recipe, num_processes, engine, quiet, json_, overrides, **run):
     """Continue pretraining an encoder on unlabelled text with a self-supervised objective.
 
     Reports the objective's held-out score (masked LM: perplexity) before and after; the output directory is a model that
@@ -199,8 +216,9 @@ def pretrain(objective, method, model, data, validation, validation_split, fmt, 
         "data.format": fmt, "data.text_field": text_field, "data.block_size": block_size,
         "data.line_by_line": line_by_line, "data.streaming": streaming, "output.dir": output, **run_flags(run),
     }
-    relaunch(num_processes, lambda m: click.echo(m, err=True))
-    _run_recipe(recipe, flags, overrides, quiet, json_, kind="pretrain")
+    if engine == "torchrun":
+        relaunch(num_processes, lambda m: click.echo(m, err=True))
+    _run_recipe(recipe, flags, overrides, quiet, json_, kind="pretrain", engine=engine, workers=num_processes)
 
 
 @cli.command(epilog="""
