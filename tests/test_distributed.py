@@ -83,19 +83,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _nodes(model: Path, root: Path, steps: int, *extra: str) -> list[subprocess.Popen]:
-    """Two torchrun launchers, node 0 and node 1, each in its own working directory with the output
-    ``run`` there, meeting at 127.0.0.1."""
+def _launcher(kind: str, rank: int, port: str) -> list[str]:
+    """The command that starts node ``rank`` of two meeting at 127.0.0.1:``port``, one process each."""
+    if kind == "accelerate":  # on CPU accelerate needs --multi_gpu with ACCELERATE_USE_CPU (see the README)
+        return [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_machines", "2",
+                "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port",
+                port, "--mixed_precision", "no", "--dynamo_backend", "no"]
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(rank),
+            "--master-addr", "127.0.0.1", "--master-port", port]
+
+
+def _nodes(model: Path, root: Path, steps: int, *extra: str, launcher: str = "torchrun") -> list[subprocess.Popen]:
+    """Two launchers, node 0 and node 1, each in its own working directory with the output ``run``
+    there, meeting at 127.0.0.1."""
     port = str(_free_port())
     launched = []
     for rank in (0, 1):
         cwd = root / f"node-{rank}"
         cwd.mkdir(exist_ok=True)
-        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank",
-                   str(rank), "--master-addr", "127.0.0.1", "--master-port", port, "-m", "peft_hub", "adapt", *ARGS,
-                   "--model", str(model), "--batch-size", "16", "--max-steps", str(steps), "--output", "run", *extra]
-        launched.append(subprocess.Popen(command, cwd=cwd, env=ENV,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        command = [*_launcher(launcher, rank, port), "-m", "peft_hub", "adapt", *ARGS, "--model", str(model), "--batch-size",
+                   "16", "--max-steps", str(steps), "--output", "run", *extra]
+        env = {**ENV, "ACCELERATE_USE_CPU": "true"} if launcher == "accelerate" else ENV
+        launched.append(subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return launched
 
 
@@ -104,8 +113,9 @@ def _finish(node: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str
     return node.returncode, out, err
 
 
-def test_two_nodes_match_one_process_and_only_node_0_writes(tiny_no_dropout, one_process, tmp_path):
-    nodes = _nodes(tiny_no_dropout, tmp_path, 8)
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_nodes_match_one_process_and_only_node_0_writes(launcher, tiny_no_dropout, one_process, tmp_path):
+    nodes = _nodes(tiny_no_dropout, tmp_path, 8, launcher=launcher)
     (code0, out0, err0), (code1, out1, err1) = (_finish(n) for n in nodes)
     assert code0 == 0 and code1 == 0, err0[-2000:] + err1[-2000:]
     assert out0.count('"output"') == 1 and '"output"' not in out1
