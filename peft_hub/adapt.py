@@ -139,7 +139,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     from .train import (FeatureDataset, default_head_rate, drop_own_checkpoints, head_input_rms, task_trainer, train_resumably,
                         tuned_options)
 
-    started = begin(resolved, f"{task.name}-{method.name}", echo)
+    started = begin(resolved, echo)
     out, echo, main, model_path, tokenizer = started.out, started.echo, started.main, started.model_path, started.tokenizer
 
     data = data_config_or_sample(resolved, echo)

@@ -9,6 +9,13 @@ import difflib
 from collections.abc import Iterable
 
 
+def first_line(exc: BaseException, skip: int = 0, limit: int = 300) -> str:
+    """The first non-blank line of ``exc``'s message after ``skip`` lines (its type's name if none),
+    at most ``limit`` characters: what a message quotes of a library's multi-line error."""
+    lines = [line.strip() for line in str(exc).splitlines()[skip:] if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 class PeftHubError(Exception):
     """Base class: a problem the user can fix; its message is shown as is."""
 

@@ -145,7 +145,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print) -> tuple
     d, t = recipe.data, recipe.training
     from .train import FeatureDataset, build_trainer, drop_own_checkpoints, train_resumably
 
-    started = begin(resolved, f"pretrain-{objective.name}", echo)
+    started = begin(resolved, echo)
     out, echo, main, model_path, tokenizer = started.out, started.echo, started.main, started.model_path, started.tokenizer
     if d.block_size > tokenizer.model_max_length:
         raise DataError(f"data.block_size={d.block_size} is more than the {tokenizer.model_max_length} positions of "

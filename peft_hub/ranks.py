@@ -9,6 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import first_line
+
+
+#: The time stamp of a run's default directory name, set once for all its processes by whatever
+#: starts them (``--num-processes``, ``--engine ray``): each process would read its own clock.
+RUN_STAMP = "PEFT_HUB_RUN_STAMP"
+
 
 def is_main_process() -> bool:
     """True unless this is a non-zero rank of a multi-process run (torchrun / accelerate launch)."""
@@ -69,12 +76,11 @@ def peer_lost(exc: BaseException, timeout: float) -> str | None:
     of the run died or stopped answering; None for any other error."""
     text = str(exc)
     signs = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "timed out", "Timed out",
-             "Socket Timeout", "NCCL communicator was aborted", "ProcessGroupGloo", "ProcessGroupNCCL")
+             "Socket Timeout", "NCCL communicator was aborted")  # (not any gloo error: an unsupported op is not a lost peer)
     distributed = _process_group() is not None or "DistBackendError" in type(exc).__name__
     if not distributed or not any(sign in text for sign in signs):
         return None
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-    first = first.split(" This is typically")[0].split(" Check the logs")[0][:300]  # (gloo's own advice follows)
+    first = first_line(exc).split(" This is typically")[0].split(" Check the logs")[0]  # (gloo's own advice follows)
     return (f"Another process of this {os.environ.get('WORLD_SIZE', 'multi')}-process run died, or did not answer "
             f"within training.ddp_timeout ({timeout:g} s): {first} Its own output says why. Once it is fixed, start "
             "the same command again on every node with --resume.")
@@ -111,7 +117,9 @@ def relaunch(num_processes: int | None, echo: Callable[[str], Any]) -> None:
             skip = True
         elif not arg.startswith("--num-processes="):
             argv.append(arg)
-    env = dict(os.environ)
+    import time
+
+    env = {**os.environ, RUN_STAMP: os.environ.get(RUN_STAMP) or time.strftime("%Y%m%d-%H%M%S")}
     if not torch.cuda.is_available():
         env["ACCELERATE_USE_CPU"] = "true"  # Trainer then runs DDP over gloo
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",

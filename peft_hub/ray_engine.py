@@ -3,7 +3,7 @@
 Ray's ``TorchTrainer`` starts the workers and their process group (gloo on CPU, NCCL on GPUs);
 each worker runs the recipe exactly as a torchrun process does (``peft_hub.runs.run``: rank 0
 writes the run directory, the others train beside it). Ray restarts the workers when one of them
-dies (``--max-failures``); they then continue from the newest checkpoint every worker has, as
+dies (once: ``max_failures``); they then continue from the newest checkpoint every worker has, as
 ``--resume`` does. The run directory must be on storage every worker sees (a shared file system
 on a cluster; checked when training starts). Ray is an optional extra: ``pip install
 'peft-hub[ray]'``. A local Ray instance starts unless ``RAY_ADDRESS`` names a cluster.
@@ -17,12 +17,11 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from . import recipes
-from .errors import PeftHubError
+from .errors import PeftHubError, first_line
 from .rundir import Echo
 
 #: what a worker reports when the run failed for a reason Ray cannot fix by restarting it
@@ -49,7 +48,9 @@ def train(data: dict, source: str, workers: int, *, max_failures: int = 1, quiet
     if isinstance(resolved, recipes.Pipeline):
         raise PeftHubError(f"{source} has stages; with --engine ray, run each stage as its own command "
                            "(the next one's --model is the previous one's output).")
-    out = _pin_output(data, resolved)
+    if not resolved.recipe.output.dir:  # named here once: each worker would name its own from its clock
+        recipes.set_dotted(data, "output.dir", str(rundir.default_dir(resolved.run_name)))
+    out = Path(data["output"]["dir"])
     rundir.prepare(out, resolved.recipe.output.overwrite, resolved.recipe.output.resume)
     recipes.set_dotted(data, "output.overwrite", False)  # done here: a restarted worker must not wipe its checkpoints
 
@@ -74,7 +75,7 @@ def train(data: dict, source: str, workers: int, *, max_failures: int = 1, quiet
                 if started:
                     ray.shutdown()
     except Exception as exc:  # Ray's TrainingFailedError: a worker died more often than --max-failures allows
-        raise PeftHubError(f"Ray Train gave up after {max_failures} restart(s): {_first_line(exc)}. The workers' output "
+        raise PeftHubError(f"Ray Train gave up after {max_failures} restart(s): {first_line(exc.__cause__ or exc)}. The workers' output "
                            f"above says why; once it is fixed, run the same command with --resume.") from None
     finally:
         shutil.rmtree(storage, ignore_errors=True)
@@ -82,20 +83,6 @@ def train(data: dict, source: str, workers: int, *, max_failures: int = 1, quiet
     if ERROR_KEY in reported:
         raise PeftHubError(reported[ERROR_KEY])
     return resolved, out, read_run_file(out, "metrics.json", json.loads)
-
-
-def _pin_output(data: dict, resolved: recipes.Resolved) -> Path:
-    """The run directory every worker writes to: the recipe's, or one named here once (each
-    worker would name its own from its clock)."""
-    if not resolved.recipe.output.dir:
-        name = f"{resolved.task.name}-{resolved.method.name}" if resolved.kind == "adapt" else f"pretrain-{resolved.objective.name}"
-        recipes.set_dotted(data, "output.dir", time.strftime(f"runs/{name}-%Y%m%d-%H%M%S"))
-    return Path(data["output"]["dir"])
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    return next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)[:300]
 
 
 def _worker(config: dict[str, Any]) -> None:
@@ -117,6 +104,7 @@ def _worker(config: dict[str, Any]) -> None:
                                "system mounted at the same path on every node.")
         if newest_complete_checkpoint(out / "checkpoints") is not None and not (out / "run.json").exists():
             recipes.set_dotted(data, "output.resume", True)  # a restart after a worker died
+
         def echo(message: str) -> None:  # to stderr, as the command line's own messages (stdout may carry --json)
             if not config["quiet"]:
                 print(message, file=sys.stderr, flush=True)

@@ -261,6 +261,11 @@ class Resolved:
         return "pretrain" if self.objective is not None else "adapt"
 
     @property
+    def run_name(self) -> str:
+        """The stem of the default run directory: ``<task>-<method>`` or ``pretrain-<objective>``."""
+        return f"pretrain-{self.objective.name}" if self.kind == "pretrain" else f"{self.task.name}-{self.method.name}"
+
+    @property
     def learning_rate(self) -> float:
         return self.recipe.training.learning_rate or self.method.default_learning_rate
 

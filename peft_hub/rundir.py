@@ -82,13 +82,28 @@ def prepare(path: Path, overwrite: bool, resume: bool = False) -> None:
         raise RunDirError(f"Cannot write to the output directory {path}: {exc.strerror or exc}. Choose another --output.") from None
 
 
+def default_dir(name: str) -> Path:
+    """``runs/<name>-<date>-<time>``: the run directory when --output is not given. All processes of
+    one run must agree on it, so the time comes from ``PEFT_HUB_RUN_STAMP`` where whatever started
+    them set it; a run of several processes started otherwise must name its --output."""
+    from .ranks import RUN_STAMP
+
+    stamp = os.environ.get(RUN_STAMP)
+    if not stamp:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise RunDirError("A run of several processes needs --output (output.dir): each process would name its "
+                              "own directory from its clock. Give the same --output to every process (on every node).")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(f"runs/{name}-{stamp}")
+
+
 def start(output: recipes.OutputConfig, default_name: str, echo: Echo) -> tuple[Path, Echo, bool]:
     """(run directory, echo that is silent on non-zero ranks, whether this is rank 0)."""
     from .ranks import is_main_process
 
     main = is_main_process()
     echo = echo if main else (lambda message: None)
-    out = Path(output.dir or time.strftime(f"runs/{default_name}-%Y%m%d-%H%M%S"))
+    out = Path(output.dir) if output.dir else default_dir(default_name)
     echo(f"Output: {out}")
     if main:
         prepare(out, output.overwrite, output.resume)

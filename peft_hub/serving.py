@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PeftHubError
+from .errors import PeftHubError, first_line
 
 log = logging.getLogger("peft_hub.serve")
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -378,7 +378,7 @@ class AdapterPool:
             missing = [k for k in result.missing_keys if f".{name}." in k]  # ... and each of its layers must have weights
             problem = f"unexpected {unexpected[0]}" if unexpected else f"no weights for {missing[0]}" if missing else None
         except RuntimeError as exc:  # torch: "size mismatch for ...", on the lines after the first
-            problem = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))[:300]
+            problem = first_line(exc, skip=1 if '\n' in str(exc).strip() else 0)
         if problem:
             raise ServeError(f"Adapter {name}'s weights do not fit its adapter_config.json ({problem}). "
                              "Its files do not belong together: re-add the run to the hub.", 500)

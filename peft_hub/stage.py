@@ -28,10 +28,10 @@ class Started:
     tokenizer: Any
 
 
-def begin(resolved: Resolved, default_name: str, echo: Echo) -> Started:
+def begin(resolved: Resolved, echo: Echo) -> Started:
     """Open the run directory, quiet the libraries, seed everything, load the base's tokenizer."""
     recipe = resolved.recipe
-    out, echo, main = rundir.start(recipe.output, default_name, echo)
+    out, echo, main = rundir.start(recipe.output, resolved.run_name, echo)
     models.quiet_libraries()
     import transformers
 

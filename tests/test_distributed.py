@@ -225,3 +225,23 @@ def test_a_node_that_never_joins_is_reported_within_the_rendezvous_timeout(tiny_
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120)
     assert result.returncode != 0 and time.monotonic() - started < 60
     assert "1/2 clients joined" in result.stderr
+
+
+def test_every_process_of_a_run_names_the_same_default_directory(monkeypatch):
+    """Without --output each process would name runs/<task>-<method>-<time> from its own clock:
+    --num-processes hands them one time stamp; processes started otherwise must give --output."""
+    from peft_hub import ranks, rundir
+    from peft_hub.errors import RunDirError
+
+    seen = {}
+    monkeypatch.setattr(subprocess, "run", lambda command, env: seen.update(env) or subprocess.CompletedProcess(command, 0))
+    monkeypatch.delenv(ranks.RUN_STAMP, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    with pytest.raises(SystemExit):
+        ranks.relaunch(2, lambda message: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv(ranks.RUN_STAMP, seen[ranks.RUN_STAMP])
+    assert rundir.default_dir("ner-lora") == Path(f"runs/ner-lora-{seen[ranks.RUN_STAMP]}")
+    monkeypatch.delenv(ranks.RUN_STAMP)
+    with pytest.raises(RunDirError, match="A run of several processes needs --output"):
+        rundir.default_dir("ner-lora")
