@@ -21,6 +21,7 @@ from .data import (
     read_jsonl,
     read_lines,
     split_files,
+    split_of,
 )
 from .augment import Augmenter, AugmenterOptions
 from .embeddings import alignment_uniformity, bi_encoder_class, encode, encoder_class, pool, sts_scores
@@ -33,6 +34,7 @@ from .models import load_pretrained, load_with_head, model_outputs, special_toke
 from .objectives import Objective
 from .options import Options, option
 from .options import parse as parse_options
+from .progress import track
 from .pairs import PairColumns, PairExample, pearson, read_pairs, read_scored_pairs, spearman
 from .registry import get_task
 from .scoring import accuracy_macro_f1, label_set, labelled
@@ -72,6 +74,7 @@ __all__ = [
     "special_tokens",
     "model_outputs",
     "split_files",
+    "split_of",
     "SPLIT_NAMES",
     "read_lines",
     "read_jsonl",
@@ -94,6 +97,8 @@ __all__ = [
     "sts_scores",
     "alignment_uniformity",
     "split_sentences",
+    # long work: a progress bar on a terminal, a line every few seconds in a log
+    "track",
     # helpers for label tasks: the label set, accuracy and macro-F1, a prediction with its scores
     "label_set",
     "accuracy_macro_f1",

@@ -30,6 +30,7 @@ from .recipes import DataConfig, Resolved
 from .rundir import Echo
 from .finished import LoadedRun, load_run
 from .stage import apply_method, begin, cost_metrics, count_parameters
+from .tasks import build_model
 
 
 def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
@@ -165,7 +166,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
 
     quant = recipe.model.quantization
     # ignore_mismatched_sizes: a head of another size in the checkpoint must not stop a fresh one
-    model = task.build_model(model_path, labels, trust_remote_code=recipe.model.trust_remote_code, ignore_mismatched_sizes=True,
+    model = build_model(task, model_path, labels, resolved.task_options, trust_remote_code=recipe.model.trust_remote_code, ignore_mismatched_sizes=True,
                              **models.quantization_kwargs(quant, task.keep_full_precision))
     models.check_vocab(base_tokens, model, model_path)
     heads = task.head_modules(model)
@@ -208,9 +209,10 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     metrics: dict[str, Any] = {}
     scored = f"eval_{resolved.primary_metric}"
     best = [e for e in trainer.state.log_history if scored in e and e.get("step") == trainer.state.best_global_step]
-    if best:  # the dev scores of the kept (best) checkpoint: no need to evaluate again
+    part = dev is not None and trainer.eval_dataset is not None and len(trainer.eval_dataset) < len(dev)
+    if best and not part:  # the dev scores of the kept (best) checkpoint: no need to evaluate again
         metrics["dev"] = _prefixed(best[-1], "eval_")
-    elif dev is not None:
+    elif dev is not None:  # (scored in part during training: now whole)
         metrics["dev"] = _prefixed(trainer.evaluate(eval_dataset=dev, metric_key_prefix="dev"), "dev_")
     tuned = tuned_options(trainer)
     if tuned:  # options learnt on dev (a decision threshold): test is scored, and the run predicts, with them

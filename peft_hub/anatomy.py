@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +149,8 @@ def anatomy(model: torch.nn.Module, heads: list[str] | None = None) -> Anatomy:
     inner = _unwrapped(model)
     heads = list(heads or [])
     config = getattr(inner, "config", None)
-    family = getattr(config, "model_type", None) or type(inner).__name__
+    # an encoder-decoder of two encoder checkpoints (BERT2BERT) is of its halves' family
+    family = getattr(getattr(config, "encoder", None), "model_type", None) or getattr(config, "model_type", None) or type(inner).__name__
     arch = type(inner).__name__
 
     def in_heads(name: str) -> bool:
@@ -164,7 +166,7 @@ def anatomy(model: torch.nn.Module, heads: list[str] | None = None) -> Anatomy:
     for path, module in candidates:
         if any(path.startswith(b.path + ".") for b in blocks):
             continue  # a list inside a block (MobileBERT's stacked feed-forward networks)
-        roles = _roles(module)
+        roles = _roles(module, lambda name, path=path: in_heads(f"{path}.{name}"))
         if roles is not None:
             blocks.append(Block(path, roles))
     if not blocks:
@@ -189,28 +191,35 @@ def _unwrapped(model: Any) -> Any:
     return model.get_base_model() if type(model).__module__.startswith("peft.") else model
 
 
-def _roles(block: torch.nn.Module) -> dict[str, str] | None:
-    """The role of each linear layer of one block, or None if it is no attention + feed-forward block."""
+def _roles(block: torch.nn.Module, skip: Callable[[str], bool] = lambda name: False) -> dict[str, str] | None:
+    """The role of each linear layer of one block, or None if it is no attention + feed-forward block.
+    Each attention module (a decoder block has its own and a cross-attention) has input projections
+    and its last linear layer as output. Modules ``skip`` names (a task's head inside the block: a
+    fresh cross-attention) have no role."""
     from torch import nn
 
-    attention = [n for n, m in block.named_modules() if n and re.search(r"att(entio)?n", type(m).__name__, re.I)]
+    attention = [n for n, m in block.named_modules() if n and not skip(n) and re.search(r"att(entio)?n", type(m).__name__, re.I)]
     attention = [n for n in attention if not any(n.startswith(a + ".") for a in attention)]  # the outermost ones
-    linears = [n for n, m in block.named_modules() if isinstance(m, nn.Linear)]
-    inside = [n for n in linears if any(n.startswith(a + ".") for a in attention)]
-    outside = [n for n in linears if n not in inside]
-    if not attention or len(inside) < 2 or not outside:
+    linears = [n for n, m in block.named_modules() if isinstance(m, nn.Linear) and not skip(n)]
+    inside = {a: [n for n in linears if n.startswith(a + ".")] for a in attention}
+    outside = [n for n in linears if not any(n in names for names in inside.values())]
+    if not attention or sum(map(len, inside.values())) < 2 or not outside:
         return None
     roles: dict[str, str] = {}
-    *projections, output = inside
-    by_hint = {n: next((role for role, names in _HINTS.items() if n.rsplit(".", 1)[-1].lower() in names), None) for n in projections}
-    if not any(by_hint.values()) and len(projections) >= 3:  # unknown names: BERT's order q, k, v
-        by_hint.update(zip(projections[:3], ("query", "key", "value")))
-    for n in projections:
-        roles[n] = by_hint[n] or "attention-other"
-    roles[output] = "attention-out"
+    for names in inside.values():
+        if len(names) < 2:  # no projections and output: not an attention to adapt by role
+            roles.update(dict.fromkeys(names, "attention-other"))
+            continue
+        *projections, output = names
+        by_hint = {n: next((role for role, hints in _HINTS.items() if n.rsplit(".", 1)[-1].lower() in hints), None) for n in projections}
+        if not any(by_hint.values()) and len(projections) >= 3:  # unknown names: BERT's order q, k, v
+            by_hint.update(zip(projections[:3], ("query", "key", "value")))
+        for n in projections:
+            roles[n] = by_hint[n] or "attention-other"
+        roles[output] = "attention-out"
     for i, n in enumerate(outside):
         roles[n] = "ffn-in" if i == 0 else "ffn-out" if i == len(outside) - 1 else "ffn-other"
-    return roles
+    return dict(sorted(roles.items(), key=lambda item: linears.index(item[0])))
 
 
 def adapted(model: torch.nn.Module, before: Anatomy) -> dict[str, Any]:

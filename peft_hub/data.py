@@ -8,6 +8,7 @@ tag scheme is used) belongs to the tasks.
 from __future__ import annotations
 
 import codecs
+import gzip
 import json
 import os
 import re
@@ -92,16 +93,19 @@ def split_files(data: Any) -> dict[str, Path]:
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
-    """Lines of a text file (UTF-8 unless told: a BOM is ignored); bad bytes are reported with their line."""
+    """Lines of a text file, gzip'd or not (UTF-8 unless told: a BOM is ignored); bad bytes are
+    reported with their line."""
     path = Path(path)
     try:
         raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a file.") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}.") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}.") from None
     try:
         utf8 = codecs.lookup(encoding).name == "utf-8"
         text = raw.decode("utf-8-sig" if utf8 else encoding)

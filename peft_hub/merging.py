@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PeftHubError
+from .tasks import build_model
 
 COMBINATIONS = ("linear", "ties", "dare_linear", "dare_ties", "svd", "cat")  # peft's; each method says which it offers
 NEEDS_DENSITY = {"ties", "dare_linear", "dare_ties"}
@@ -122,7 +123,7 @@ def combine(items: list[str], output: str, combination: str = "linear", weights:
     models.quiet_libraries()
     from peft import PeftConfig, get_peft_model, set_peft_model_state_dict
 
-    model = task.build_model(first.base, first.labels)
+    model = build_model(task, first.base, first.labels, first.resolved.task_options)
     heads = task.head_modules(model)
     names = [f"source{i}" for i in range(len(sources))]
     parts = [load_file(str(s.directory / "adapter" / "adapter_model.safetensors")) for s in sources]

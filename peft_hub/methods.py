@@ -90,6 +90,9 @@ class Method:
     #: Whether the method trains on an 8-bit/4-bit base (it must leave the base weights frozen).
     quantizable: ClassVar[bool] = True
 
+    #: Whether the method adapts an encoder-decoder (a generation task's model) as well as an encoder.
+    encoder_decoder: ClassVar[bool] = True
+
     #: Whether peft runs rows of different adapters of this method in one forward pass (its
     #: per-row ``adapter_names``): ``peft-hub serve`` shares one base between such adapters.
     mixed_batches: ClassVar[bool] = False
@@ -110,15 +113,18 @@ class Method:
     def refusal(self, capability: str, options: Any) -> str | None:
         """Why this method, *with these options*, cannot do ``capability``; None when it can.
         ``"merge"`` (fold into the weights), ``"mixed_batches"`` (rows of several adapters in one
-        serving pass), ``"quantized"`` (train on an 8-bit/4-bit base). Default: from the class
+        serving pass), ``"quantized"`` (train on an 8-bit/4-bit base), ``"encoder-decoder"``. Default: from the class
         attributes :attr:`cannot_merge`, :attr:`mixed_batches` and :attr:`quantizable`; override
-        when an option changes the answer (LoRA's DoRA cannot serve mixed batches)."""
+        when an option changes the answer (LoRA's DoRA cannot serve mixed batches). ``"encoder-decoder"``
+        (adapt a generation task's encoder-decoder): from :attr:`encoder_decoder`."""
         if capability == "merge":
             return self.cannot_merge
         if capability == "mixed_batches":
             return None if self.mixed_batches else "its runs cannot share a forward pass with other adapters"
         if capability == "quantized":
             return None if self.quantizable else "it updates the base weights"
+        if capability == "encoder-decoder":
+            return None if self.encoder_decoder else "it adapts encoder models only"
         raise ValueError(f"unknown capability {capability!r}")
 
     def model_refusal(self, config: Any, options: Any) -> str | None:

@@ -344,6 +344,13 @@ def validate(data: dict, source: str = "recipe") -> Resolved:
                 "pretraining result could not serve as a --model for adapt. Use one of: "
                 + ", ".join(n for n, e in registry.methods().items() if not e.obj.cannot_merge) + "."
             )
+    task = found.get("task", (None, None))[0]
+    if task is not None and task.encoder_decoder and method is not None:
+        refusal = method.refusal("encoder-decoder", method_options)
+        if refusal:
+            errors.append(f"method.name: the {task.name} task trains an encoder-decoder, and {method.name!r} cannot adapt "
+                          f"one: {refusal}. Use one of: " + ", ".join(
+                              n for n, e in registry.methods().items() if e.obj.refusal("encoder-decoder", e.obj.Options()) is None) + ".")
     if recipe is not None and recipe.model.quantization != "none":
         refusal = method.refusal("quantized", method_options) if method is not None else None
         if refusal:

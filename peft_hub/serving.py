@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PeftHubError, first_line
+from .tasks import build_model
 
 log = logging.getLogger("peft_hub.serve")
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -306,7 +307,7 @@ class AdapterPool:
                              f"{self.base_path} ({self.fingerprint}). Serve it from a server of its own base.", 422)
         tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
         state = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
-        head_model = resolved.task.build_model(self.base_path, labels)
+        head_model = build_model(resolved.task, self.base_path, labels, resolved.task_options)
         prefix = head_model.base_model_prefix
         encoder = getattr(head_model, prefix)
         if len(tokenizer) != encoder.get_input_embeddings().weight.shape[0]:

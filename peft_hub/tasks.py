@@ -7,7 +7,7 @@ The core drives a task in this order (see :mod:`peft_hub.adapt`)::
     labels = task.labels(splits, data_config)             # label names ([] for a regression)
     task.prepare_tokenizer(tokenizer, options)            # e.g. add entity-marker tokens
     features = task.encode(splits["train"], tokenizer, labels, options)
-    model = task.build_model(model_path, labels, **load_kwargs)
+    model = build_model(task, model_path, labels, options, **load_kwargs)   # options: if it takes them
     ... Trainer(data_collator=task.collator(tokenizer), ...)
     # each evaluation batch: task.predictions(logits); each evaluated split:
     task.compute_metrics(Evaluation(predictions, label_ids, labels, features, examples))
@@ -98,6 +98,10 @@ class Task(Head):
     #: ``evaluate --sts`` take runs of such tasks and refuse the others.
     sentence_embeddings: ClassVar[bool] = False
 
+    #: Whether the task's model is an encoder-decoder (generation): a method must accept
+    #: ``Method.refusal("encoder-decoder", options)``, checked when the recipe is validated.
+    encoder_decoder: ClassVar[bool] = False
+
     def primary_metric_for(self, options: Any) -> str:
         """The primary metric of a run with these task options, for tasks whose options change
         what is measured (a pair task's regression: Pearson). Default: :attr:`primary_metric`."""
@@ -169,6 +173,12 @@ class Task(Head):
         :meth:`predictions` and :meth:`compute_metrics` are used."""
         return None
 
+    def evaluation_cap(self, options: Any) -> int | None:
+        """At most this many dev features and examples (the first ones) are scored at each evaluation
+        during training, for a task whose scoring is slow (generation); dev is scored whole at the
+        end. Default: None, all of them."""
+        return None
+
     def loading_arguments(self, labels: list[str]) -> str:
         """The keyword arguments of ``auto_class.from_pretrained`` in the hub card's snippet."""
         return f"num_labels={len(labels) or 1}"
@@ -196,7 +206,9 @@ class Task(Head):
         raise NotImplementedError
 
     def build_model(self, model_path: str, labels: list[str], **load_kwargs: Any) -> torch.nn.Module:
-        """The model with its head for ``labels``; also loads a merged run's output (its head included)."""
+        """The model with its head for ``labels``; also loads a merged run's output (its head included).
+        A task whose model's shape depends on its options declares ``options=None`` after ``labels``:
+        the core then passes the run's task options (a generation task's warm or random decoder)."""
         raise NotImplementedError
 
     def collator(self, tokenizer: Any) -> Any:
@@ -242,3 +254,13 @@ class Task(Head):
     def score_notes(self, scores: dict[str, float]) -> list[str]:
         """Extra summary lines for one split's scores (e.g. F1 per entity type). Default: none."""
         return []
+
+
+def build_model(task: Task, model_path: str, labels: list[str], options: Any = None, **load_kwargs: Any) -> Any:
+    """``task.build_model``, given the run's task ``options`` when it declares that parameter
+    (pluggy's rule: an implementation takes the arguments it names)."""
+    import inspect
+
+    if options is not None and "options" in inspect.signature(task.build_model).parameters:
+        load_kwargs["options"] = options
+    return task.build_model(model_path, labels, **load_kwargs)

@@ -545,6 +545,9 @@ def task_trainer(resolved: Resolved, model: Any, tokenizer: Any, train: Any, dev
 
     task, metric = resolved.task, resolved.primary_metric
     trainer: Any = None
+    cap = task.evaluation_cap(resolved.task_options)
+    if dev is not None and cap and len(dev) > cap:  # slow scoring (generation): the first ones while training
+        dev = FeatureDataset(dev.features[:cap], dev.examples[:cap])
 
     def compute_metrics(prediction: Any) -> dict:
         dataset = trainer.evaluating

@@ -35,6 +35,13 @@ class Prefix(peft_hub.PeftMethod):
     default_learning_rate = 3e-2
     cannot_merge = "the prefix is extra key/value vectors attended to at inference, not a change of any weight"
     weights_file = StateDictMethod.weights_file  # the in-house prefix's file
+    encoder_decoder = False  # peft's prefix for encoder-decoders needs T5/BART-style layer counts and caches
+
+    def refusal(self, capability, options):
+        if capability == "encoder-decoder":
+            return ("peft builds an encoder-decoder's prefix from the model's own layer and head counts and "
+                    "cache layout, which a warm-started encoder-decoder (two encoder configs) does not give")
+        return super().refusal(capability, options)
 
     def model_refusal(self, config, options):
         # peft hands the prefix to the model as past key values: the family's encoder must take them

@@ -1,0 +1,395 @@
+"""Generation: summarization and translation, on an encoder warm-started into an encoder-decoder.
+
+No sequence-to-sequence checkpoint is needed: an encoder's checkpoint becomes both halves of a
+transformers ``EncoderDecoderModel`` (BERT2BERT: Rothe, Narayan and Severyn 2020). The decoder's
+cross-attention does not exist in an encoder checkpoint: it starts random, so it is part of the
+task's head (it trains with every method, in full, and is saved with the run), together with the
+language-model head's transform when the checkpoint lacks it. A base that already is an
+encoder-decoder (T5, BART, Marian, or a merged generation run) is used as it is.
+
+Training learns the reference with teacher forcing (cross-entropy per target token); evaluation
+generates (beam search: ``num_beams``, ``max_new_tokens``, ``length_penalty``) and scores the texts:
+ROUGE-1/2/L (the ``rouge-score`` package, against every reference, the best one counting) for
+``summarize``; sacreBLEU and chrF (the ``sacrebleu`` package) for ``translate``. Generation on a CPU
+is slow: during training only the first ``eval_examples`` of dev are scored; dev and test are
+scored whole at the end, with a progress bar.
+
+Data:
+
+- ``summarize``: JSON Lines split files (``source`` and ``target``: a text or a list: a list of
+  sentences for the source, of references for the target, as SciTLDR stores them), or TSV with a
+  source and a target column.
+- ``translate``: line-aligned plain text split files named by split and language (``train.de``,
+  ``train.en``, ``val.de.gz`` ...); ``source_lang`` and ``target_lang`` choose the pair.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import peft_hub
+from peft_hub import DataError, ModelError, load_pretrained, option, read_jsonl, read_lines, split_files
+
+PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
+
+log = logging.getLogger("peft_hub.seq2seq")
+
+#: the fresh parts of a warm-started decoder (module names end so): cross-attention, and the
+#: language-model head's transform where the checkpoint has none
+FRESH = ("crossattention", "cls.predictions.transform")
+
+
+@dataclass
+class Seq2SeqExample:
+    source: str
+    #: one or more references (SciTLDR's dev and test papers have several)
+    targets: list[str]
+    line: int = 0
+
+
+@dataclass
+class Seq2SeqOptions(peft_hub.Options):
+    decoder: Literal["warm", "random"] = option(
+        "warm", "warm: an encoder base becomes encoder and decoder (BERT2BERT); random: the same shape with every "
+        "weight random (a baseline). A base that is an encoder-decoder is always used as it is.")
+    tie_encoder_decoder: bool = option(False, "Share the encoder's and decoder's weights (a warm start's half-size model).")
+    random_seed: int = option(0, "Seed of the random weights of decoder=random (the same base on every reload).")
+    max_source_length: int = option(256, "Most sub-tokens of a source; longer ones are cut (and counted).", low=8)
+    max_target_length: int = option(64, "Most sub-tokens of a training target; longer ones are cut (and counted).", low=2)
+    max_new_tokens: int = option(64, "Most tokens generated per text.", low=1)
+    num_beams: int = option(4, "Beam width of generation (1: greedy).", low=1)
+    length_penalty: float = option(1.0, "Beam search's length penalty (> 1: longer outputs).")
+    no_repeat_ngram_size: int = option(0, "Never repeat an n-gram of this size in an output (0: off).", low=0)
+    eval_examples: int = option(200, "Dev examples generated at each evaluation during training (dev and test are "
+                                "scored whole at the end); 0: all.", low=0)
+    batch_size: int = option(32, "Texts per generation pass.", low=1)
+    source_field: str = option("source", "JSONL key (or TSV column header) of the source text.")
+    target_field: str = option("target", "JSONL key (or TSV column header) of the reference(s).")
+    source_lang: str = option("de", "translate: the language suffix of the source files (train.de).")
+    target_lang: str = option("en", "translate: the language suffix of the target files (train.en).")
+    lowercase: bool | None = option(None, "translate: score BLEU and chrF lowercased (sacreBLEU -lc). Unset: when the "
+                                    "tokenizer lowercases (an uncased model cannot write capitals).")
+
+
+class Seq2SeqTask(peft_hub.Task):
+    """What summarization and translation share: the model, encoding, generation."""
+
+    Options = Seq2SeqOptions
+    peft_task_type = "SEQ_2_SEQ_LM"
+    encoder_decoder = True
+    auto_class = "AutoModelForSeq2SeqLM"
+    display = "text"
+
+    def head_modules(self, model):
+        """A warm start's fresh parts: every decoder layer's cross-attention and the LM head's
+        transform if the checkpoint had none. A base that already is an encoder-decoder: none."""
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        fresh = getattr(inner, "peft_hub_fresh", None)
+        return [n for n, _ in inner.named_modules() if n.endswith(fresh)] if fresh else []
+
+    def loading_arguments(self, labels):
+        return ""
+
+    def teacher_refusal(self, options):
+        return "a generation task learns from reference texts; it has no per-label scores for a teacher's soft targets"
+
+    # -- the model --------------------------------------------------------------------------------
+
+    def build_model(self, model_path, labels, options=None, **load_kwargs):
+        from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+        options = options or self.Options()
+        try:
+            config = AutoConfig.from_pretrained(model_path, trust_remote_code=load_kwargs.get("trust_remote_code", False))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{model_path}: no model configuration could be read ({str(exc)[:200]}).") from None
+        if getattr(config, "is_encoder_decoder", False):
+            model = load_pretrained(AutoModelForSeq2SeqLM, model_path, **_without(load_kwargs, "ignore_mismatched_sizes"))
+            model.peft_hub_fresh = None
+            return model
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+            raise ModelError(f"{model_path} is a {config.model_type} model, which transformers cannot run as a decoder "
+                             "(the family has no causal-LM class to take cross-attention). Warm-start from a BERT, "
+                             "RoBERTa, XLM-R or ELECTRA checkpoint, or give a sequence-to-sequence base (T5, BART).")
+        model = self._encoder_decoder(model_path, config, options, load_kwargs)
+        _set_special_tokens(model, model_path)
+        return model
+
+    def _encoder_decoder(self, model_path: str, config: Any, options: Any, load_kwargs: dict) -> Any:
+        import torch
+        from transformers import AutoConfig, EncoderDecoderConfig, EncoderDecoderModel
+
+        if options.decoder == "random":
+            decoder = AutoConfig.from_pretrained(model_path, is_decoder=True, add_cross_attention=True)
+            both = EncoderDecoderConfig.from_encoder_decoder_configs(config, decoder, tie_encoder_decoder=options.tie_encoder_decoder)
+            with torch.random.fork_rng():
+                torch.manual_seed(options.random_seed)
+                model = EncoderDecoderModel(config=both)
+            model.peft_hub_fresh = None  # nothing is pretrained: no part is fresh *beside* the rest
+            return model
+        kwargs = {f"{half}_{k}": v for k, v in load_kwargs.items() if k != "ignore_mismatched_sizes" for half in ("encoder", "decoder")}
+        try:
+            model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+                model_path, model_path, tie_encoder_decoder=options.tie_encoder_decoder, **kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"{model_path} cannot be warm-started into an encoder-decoder: {str(exc)[:300]}") from None
+        held = {n for n, _ in model.decoder.named_parameters()}
+        model.peft_hub_fresh = FRESH if any("crossattention" in n for n in held) else None
+        return model
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def labels(self, splits, data=None):
+        return []
+
+    def encode(self, examples, tokenizer, labels, options):
+        source_cap = min(options.max_source_length, tokenizer.model_max_length)
+        sources = tokenizer([e.source for e in examples], truncation=True, max_length=source_cap)
+        features, cut_sources, cut_targets = [], 0, 0
+        for i, example in enumerate(examples):
+            cut_sources += len(sources["input_ids"][i]) >= source_cap
+            for target in example.targets:
+                ids = _target_ids(tokenizer, target, options.max_target_length)
+                cut_targets += ids[1]
+                features.append({"input_ids": sources["input_ids"][i], "attention_mask": sources["attention_mask"][i],
+                                 "labels": ids[0]})
+        if cut_sources or cut_targets:
+            log.warning("%d of %d source(s) cut to max_source_length=%d sub-tokens, %d target(s) to max_target_length=%d",
+                        cut_sources, len(examples), source_cap, cut_targets, options.max_target_length)
+        return features
+
+    def sample_data(self):
+        return Path(__file__).parent / "samples" / self.name
+
+    # -- generation and scoring -------------------------------------------------------------------
+
+    def generate(self, model, tokenizer, sources: list[str], options: Any, quiet: bool = True) -> list[str]:
+        """The generated text of each source, in order (beam search as the options say)."""
+        import torch
+
+        device = next(model.parameters()).device
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # similar lengths share a batch
+        chunks = [order[b : b + options.batch_size] for b in range(0, len(order), options.batch_size)]
+        out: list[str] = [""] * len(sources)
+        model.eval()
+        for chunk in peft_hub.track(chunks, "Generating", total=len(chunks), quiet=quiet, unit="batch"):
+            batch = tokenizer([sources[i] for i in chunk], truncation=True, padding=True, return_tensors="pt",
+                              max_length=min(options.max_source_length, tokenizer.model_max_length))
+            with torch.no_grad():
+                ids = model.generate(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                                     max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
+                                     length_penalty=options.length_penalty, early_stopping=options.num_beams > 1,
+                                     no_repeat_ngram_size=options.no_repeat_ngram_size, do_sample=False)
+            for i, text in zip(chunk, tokenizer.batch_decode(ids, skip_special_tokens=True)):
+                out[i] = text.strip()
+        return out
+
+    def evaluate_split(self, model, tokenizer, features, examples, labels, options):
+        generated = self.generate(model, tokenizer, [e.source for e in examples], options, quiet=False)
+        scores = self.score(generated, [e.targets for e in examples], tokenizer, options)
+        scores["generated_tokens"] = round(sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in generated)
+                                           / max(1, len(generated)), 2)
+        scores["examples"] = float(len(examples))
+        return scores
+
+    def evaluation_cap(self, options):
+        return options.eval_examples or None
+
+    def score(self, generated: list[str], references: list[list[str]], tokenizer: Any, options: Any) -> dict[str, float]:
+        raise NotImplementedError
+
+    def predict(self, model, tokenizer, inputs, labels, options):
+        texts = self.generate(model, tokenizer, [i["text"] for i in inputs], options)
+        return [{**given, "generated": text} for given, text in zip(inputs, texts)]
+
+    def format_prediction(self, inputs, prediction):
+        return prediction["generated"]
+
+
+class Summarize(Seq2SeqTask):
+    name = "summarize"
+    description = "Summarization (a text -> a short one), generated by an encoder-decoder; ROUGE-1/2/L."
+    primary_metric = "rougeL"
+    summary_metrics = ("rouge1", "rouge2", "rougeL")
+
+    def sample_inputs(self):
+        return [{"text": "we train a small model on few labels . it learns the task well ."},
+                {"text": "the new method is fast . it uses less memory than the old one ."}]
+
+    def read_data(self, data, options):
+        splits = {}
+        for split, path in split_files(data).items():
+            rows = _read_table(path, data.encoding, options)
+            if not rows:
+                raise DataError(f"{path}: the {split} split holds no examples. Remove the file or fill it.")
+            splits[split] = rows
+        return splits
+
+    def score(self, generated, references, tokenizer, options):
+        from rouge_score import rouge_scorer
+
+        scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+        totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+        for text, refs in zip(generated, references):
+            best = scorer.score_multi(refs, text)  # the reference that scores best, per measure
+            for key in totals:
+                totals[key] += best[key].fmeasure
+        return {key: round(value / max(1, len(generated)), 4) for key, value in totals.items()}
+
+
+class Translate(Seq2SeqTask):
+    name = "translate"
+    description = "Translation (source_lang -> target_lang), generated by an encoder-decoder; sacreBLEU and chrF."
+    primary_metric = "bleu"
+    summary_metrics = ("bleu", "chrf")
+
+    def sample_inputs(self):
+        return [{"text": "ein hund läuft im park ."}, {"text": "eine frau liest ein buch ."}]
+
+    def read_data(self, data, options):
+        return _read_parallel(data, options.source_lang, options.target_lang)
+
+    def score(self, generated, references, tokenizer, options):
+        import sacrebleu
+
+        lowercase = options.lowercase if options.lowercase is not None else bool(getattr(tokenizer, "do_lower_case", False))
+        width = max(len(r) for r in references)
+        # sacreBLEU takes one stream per reference position; a missing reference is None
+        streams = [[r[k] if k < len(r) else None for r in references] for k in range(width)]
+        bleu = sacrebleu.corpus_bleu(generated, streams, lowercase=lowercase)
+        chrf = sacrebleu.corpus_chrf(generated, streams) if not lowercase else \
+            sacrebleu.corpus_chrf([t.lower() for t in generated], [[r.lower() if r else r for r in s] for s in streams])
+        return {"bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2), "lowercased": float(lowercase)}
+
+    def score_notes(self, scores):
+        return ["BLEU and chrF lowercased (sacreBLEU -lc): the model's vocabulary is uncased"] if scores.get("lowercased") else []
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+def _without(kwargs: dict, *keys: str) -> dict:
+    return {k: v for k, v in kwargs.items() if k not in keys}
+
+
+def _set_special_tokens(model: Any, model_path: str) -> None:
+    """A warm-started model starts each output with the tokenizer's [CLS] (<s>) and stops at [SEP] (</s>)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{model_path} has no tokenizer to take the decoder's start and end tokens from "
+                         f"({str(exc)[:200]}). Copy the model's tokenizer files beside its weights.") from None
+    start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    end = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    if start is None or end is None or tokenizer.pad_token_id is None:
+        raise ModelError(f"The tokenizer of {model_path} has no start ([CLS] or <s>), end ([SEP] or </s>) or padding "
+                         "token: a decoder warm-started from it could not begin or stop a text.")
+    for config in (model.config, model.generation_config):
+        config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = start, end, tokenizer.pad_token_id
+
+
+def _target_ids(tokenizer: Any, text: str, cap: int) -> tuple[list[int], bool]:
+    """The labels of one target and whether it was cut: its tokens and the end token, without the
+    start token the decoder is given first ([CLS] for a warm-started BERT)."""
+    ids = tokenizer(text, truncation=True, max_length=cap + 1)["input_ids"]
+    if tokenizer.bos_token_id is None and ids and ids[0] == tokenizer.cls_token_id:
+        ids = ids[1:]
+    cut = len(ids) > cap
+    if cut:
+        ids = ids[: cap - 1] + ids[-1:]
+    return ids, cut
+
+
+def _texts(value: Any, what: str, where: str) -> list[str]:
+    """A field holding a text or a list of texts, as a list of non-empty texts."""
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) for v in values):
+        raise DataError(f"{where}: {what} must be a text or a list of texts, got {type(value).__name__}.")
+    texts = [v.strip() for v in values if v.strip()]
+    if not texts:
+        raise DataError(f"{where}: the {what} is empty. Every example needs a source and at least one target text.")
+    return texts
+
+
+def _read_table(path: Path, encoding: str, options: Any) -> list[Seq2SeqExample]:
+    """Source and reference(s) from JSON Lines (a text or a list each) or a TSV with a header."""
+    src, tgt = options.source_field, options.target_field
+    examples = []
+    if path.suffix in (".jsonl", ".json") or path.name.endswith((".jsonl.gz", ".json.gz")):
+        for line, obj in read_jsonl(path, encoding):
+            where = f"{path}, line {line}"
+            if src not in obj or tgt not in obj:
+                raise DataError(f"{where}: no {src!r} or {tgt!r} key (it has {', '.join(sorted(obj)) or 'none'}). Name the keys "
+                                "with task.options.source_field / target_field.")
+            source = " ".join(_texts(obj[src], "source", where))  # SciTLDR: the abstract's sentences
+            examples.append(Seq2SeqExample(source, _texts(obj[tgt], "target", where), line))
+        return examples
+    lines = read_lines(path, encoding)
+    header = lines[0].split("\t") if lines else []
+    if src not in header or tgt not in header:
+        raise DataError(f"{path}: a TSV needs a header naming the {src!r} and {tgt!r} columns (it has {header[:5]}). Name "
+                        "them with task.options.source_field / target_field, or use JSON Lines.")
+    s, t = header.index(src), header.index(tgt)
+    for number, row in enumerate(lines[1:], 2):
+        if not row.strip():
+            continue
+        cells = row.split("\t")
+        where = f"{path}, line {number}"
+        if len(cells) <= max(s, t):
+            raise DataError(f"{where}: {len(cells)} column(s), the header has {len(header)}.")
+        examples.append(Seq2SeqExample(" ".join(_texts(cells[s], "source", where)), _texts(cells[t], "target", where), number))
+    return examples
+
+
+def _read_parallel(data: Any, source_lang: str, target_lang: str) -> dict[str, list[Seq2SeqExample]]:
+    """Line-aligned files per split and language: ``<split>.<lang>`` (gzip'd or not) in ``data.path``."""
+    if not data.path or not Path(data.path).is_dir():
+        raise DataError(f"translate reads a directory of line-aligned files (train.{source_lang}, train.{target_lang}, "
+                        f"val.{source_lang} ...): pass it with --data DIR (got {data.path!r}).")
+    directory = Path(data.path)
+    found: dict[str, dict[str, Path]] = {}
+    for path in sorted(directory.iterdir()):
+        parts = path.name.removesuffix(".gz").rsplit(".", 1)
+        if path.is_file() and len(parts) == 2 and parts[1] in (source_lang, target_lang) and (split := peft_hub.split_of(parts[0])):
+            if parts[1] in found.setdefault(split, {}):
+                raise DataError(f"{directory}: several {split} files in {parts[1]!r} ({found[split][parts[1]].name}, {path.name}).")
+            found[split][parts[1]] = path
+    if "train" not in found:
+        raise DataError(f"{directory}: no training files train.{source_lang} and train.{target_lang} (.gz or not).")
+    splits = {}
+    for split, files in found.items():
+        missing = [lang for lang in (source_lang, target_lang) if lang not in files]
+        if missing:
+            raise DataError(f"{directory}: the {split} split has no {missing[0]!r} file beside {next(iter(files.values())).name}. "
+                            f"Every split needs the same sentences in {source_lang!r} and {target_lang!r}.")
+        sources, targets = (read_lines(files[lang], data.encoding) for lang in (source_lang, target_lang))
+        if len(sources) != len(targets):
+            raise DataError(f"{files[source_lang]} has {len(sources):,} lines and {files[target_lang]} {len(targets):,}: "
+                            "line i of one must translate line i of the other.")
+        examples = []
+        for number, (source, target) in enumerate(zip(sources, targets), 1):
+            if not source.strip() and not target.strip():
+                continue
+            if not source.strip() or not target.strip():
+                empty = files[source_lang] if not source.strip() else files[target_lang]
+                raise DataError(f"{empty}, line {number}: empty, but its counterpart is not. Remove the pair, or fill it.")
+            examples.append(Seq2SeqExample(source.strip(), [target.strip()], number))
+        splits[split] = examples
+    return splits
+
+
+@peft_hub.hookimpl
+def register_tasks(register):
+    register(Summarize())
+    register(Translate())
