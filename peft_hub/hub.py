@@ -213,7 +213,7 @@ on the base model `{meta.get('base_model')}` (fingerprint `{meta.get('base_finge
 
 ## Labels
 
-{label_map or '(none: a regression)'}
+{label_map or '(none: a regression or a generation task)'}
 
 ## Use it
 

@@ -64,7 +64,7 @@ function render(display, input, p) {
   if ((display === "label" || display === "score") && p && p.score !== undefined) return [node("span", score(p.score))];
   if (display === "answer" && p && p.answer !== undefined) return [node("span", "answer ", "muted"), node("span", p.answer, "label"),
                                                                    node("span", " · " + score(p.score), "muted")];
-  if (display === "text" && p && p.text !== undefined) return [node("span", p.text)];
+  if (display === "generated" && p && typeof p.generated === "string") return [node("span", p.generated)];
   return [node("code", JSON.stringify(p, null, 2))];
 }
 

@@ -54,7 +54,9 @@ class ServeError(PeftHubError):
 
 @dataclass
 class Adapter:
-    """A loaded adapter: its head model (encoder replaced by a stand-in), tokenizer and task."""
+    """A loaded adapter: its head model (encoder replaced by a stand-in), tokenizer and task; or,
+    for a task whose model is an encoder-decoder (generation), a whole model of its own
+    (``stand_in`` None): it generates in one pass per adapter, outside the shared encoder pass."""
 
     name: str
     task: Any
@@ -297,7 +299,7 @@ class AdapterPool:
             raise ServeError(f"Adapter {name} cannot be loaded: {exc}", 500) from None
         labels, resolved, method = run.labels, run.resolved, run.resolved.method
         refusal = method.refusal("mixed_batches", run.resolved.method_options)
-        if refusal:
+        if refusal and not resolved.task.encoder_decoder:
             raise ServeError(f"{name} is a {method.name!r} run: serve shares one base model between adapters of "
                              f"methods that batch per request row, and {refusal}. Serve it with "
                              f"`peft-hub predict {name}`, or merge it into a model (peft-hub merge).", 422)
@@ -305,6 +307,13 @@ class AdapterPool:
         if found != self.fingerprint:
             raise ServeError(f"{name} was trained on a base model with fingerprint {found}; this server holds "
                              f"{self.base_path} ({self.fingerprint}). Serve it from a server of its own base.", 422)
+        if resolved.task.encoder_decoder:  # a decoder runs per generated token: a model of its own
+            try:
+                own = finished.load_run(directory)
+            except PeftHubError as exc:
+                raise ServeError(f"Adapter {name} cannot be loaded: {exc}", 500) from None
+            size = sum(p.numel() * p.element_size() for p in own.model.parameters())
+            return Adapter(name, resolved.task, resolved.task_options, labels, own.tokenizer, own.model, None, size)
         tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
         state = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
         head_model = build_model(resolved.task, self.base_path, labels, resolved.task_options)
@@ -497,18 +506,22 @@ class AdapterPool:
         one shared encoder pass per step (:class:`MixedRound`): predictions, or the exception of
         that adapter's group."""
         round_ = MixedRound(self, len(adapters), self.mixed)
-        device_param = next(self.peft.parameters())
+        device_param = next(self.peft.parameters()) if self.peft is not None else None  # (generation adapters alone)
         answers: dict[str, list | BaseException] = {}
 
         def run(name: str) -> None:
             adapter = adapters[name]
+            own = adapter.stand_in is None  # a model of its own: the shared pass does not wait for it
+            if own:
+                round_.leave()
             try:
-                answers[name] = adapter.task.predict(_GroupModel(adapter, round_, device_param), adapter.tokenizer,
-                                                     inputs[name], adapter.labels, adapter.options)
+                model = adapter.head_model if own else _GroupModel(adapter, round_, device_param)
+                answers[name] = adapter.task.predict(model, adapter.tokenizer, inputs[name], adapter.labels, adapter.options)
             except BaseException as exc:  # reported for this adapter's requests only
                 answers[name] = exc
             finally:
-                round_.leave()
+                if not own:
+                    round_.leave()
 
         threads = [threading.Thread(target=run, args=(name,), daemon=True) for name in adapters]
         for thread in threads:

@@ -87,7 +87,7 @@ class Task(Head):
     #: How the page (``peft-hub serve``) shows a prediction: ``entities`` (``{"entities": [{"start",
     #: "end", "type"}]}``, offsets in code points), ``label`` (``{"label", "score", "scores"}``),
     #: ``labels`` (``{"labels": [...], "scores"}``), ``answer`` (``{"answer", "score"}``),
-    #: ``score`` (``{"score"}``), ``text`` (``{"text"}`` generated); anything else: the JSON.
+    #: ``score`` (``{"score"}``), ``generated`` (``{"generated"}``: a generated text); anything else: the JSON.
     display: ClassVar[str] = "json"
     #: What an example is, for augmenters (:attr:`peft_hub.Augmenter.shapes`): ``text`` (a dataclass
     #: with a ``text`` field and labels that a changed text keeps), ``tokens`` (``tokens`` and IOB2

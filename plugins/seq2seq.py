@@ -37,11 +37,6 @@ PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_A
 
 log = logging.getLogger("peft_hub.seq2seq")
 
-#: the fresh parts of a warm-started decoder (module names end so): cross-attention, and the
-#: language-model head's transform where the checkpoint has none
-FRESH = ("crossattention", "cls.predictions.transform")
-
-
 @dataclass
 class Seq2SeqExample:
     source: str
@@ -81,14 +76,13 @@ class Seq2SeqTask(peft_hub.Task):
     peft_task_type = "SEQ_2_SEQ_LM"
     encoder_decoder = True
     auto_class = "AutoModelForSeq2SeqLM"
-    display = "text"
+    display = "generated"
 
     def head_modules(self, model):
         """A warm start's fresh parts: every decoder layer's cross-attention and the LM head's
         transform if the checkpoint had none. A base that already is an encoder-decoder: none."""
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-        fresh = getattr(inner, "peft_hub_fresh", None)
-        return [n for n, _ in inner.named_modules() if n.endswith(fresh)] if fresh else []
+        return list(getattr(inner, "peft_hub_fresh", None) or [])
 
     def loading_arguments(self, labels):
         return ""
@@ -121,9 +115,13 @@ class Seq2SeqTask(peft_hub.Task):
         return model
 
     def _encoder_decoder(self, model_path: str, config: Any, options: Any, load_kwargs: dict) -> Any:
-        import torch
-        from transformers import AutoConfig, EncoderDecoderConfig, EncoderDecoderModel
+        import warnings
 
+        import torch
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, EncoderDecoderConfig, EncoderDecoderModel
+
+        # transformers warns at every step that it shifts the labels itself since v4.12: as intended here
+        warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
         if options.decoder == "random":
             decoder = AutoConfig.from_pretrained(model_path, is_decoder=True, add_cross_attention=True)
             both = EncoderDecoderConfig.from_encoder_decoder_configs(config, decoder, tie_encoder_decoder=options.tie_encoder_decoder)
@@ -132,14 +130,18 @@ class Seq2SeqTask(peft_hub.Task):
                 model = EncoderDecoderModel(config=both)
             model.peft_hub_fresh = None  # nothing is pretrained: no part is fresh *beside* the rest
             return model
-        kwargs = {f"{half}_{k}": v for k, v in load_kwargs.items() if k != "ignore_mismatched_sizes" for half in ("encoder", "decoder")}
+        kwargs = _without(load_kwargs, "ignore_mismatched_sizes")
         try:
-            model = EncoderDecoderModel.from_encoder_decoder_pretrained(
-                model_path, model_path, tie_encoder_decoder=options.tie_encoder_decoder, **kwargs)
+            encoder = load_pretrained(AutoModel, model_path, **kwargs)
+            decoder, info = load_pretrained(AutoModelForCausalLM, model_path, is_decoder=True, add_cross_attention=True,
+                                            output_loading_info=True, **kwargs)
+            model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"{model_path} cannot be warm-started into an encoder-decoder: {str(exc)[:300]}") from None
-        held = {n for n, _ in model.decoder.named_parameters()}
-        model.peft_hub_fresh = FRESH if any("crossattention" in n for n in held) else None
+        if options.tie_encoder_decoder:
+            model.config.tie_encoder_decoder = True
+            model.tie_weights()
+        model.peft_hub_fresh = tuple(f"decoder.{name}" for name in _fresh_modules(decoder, set(info["missing_keys"])))
         return model
 
     def collator(self, tokenizer):
@@ -279,6 +281,26 @@ class Translate(Seq2SeqTask):
 
 def _without(kwargs: dict, *keys: str) -> dict:
     return {k: v for k, v in kwargs.items() if k not in keys}
+
+
+def _fresh_modules(decoder: Any, missing: set[str]) -> list[str]:
+    """The modules of a warm-started decoder that the checkpoint had no weights for (its
+    cross-attention; the language-model head's transform in a checkpoint without one), each as
+    the largest module whose parameters are all new. A new parameter of a module that also holds
+    loaded or tied ones (the output bias beside the tied embeddings) starts at zero and stays
+    out: it is the same on every load."""
+    new = {name for name, _ in decoder.named_parameters(remove_duplicate=False) if name in missing}
+    owners = set()
+    for name in new:
+        owner = name.rsplit(".", 1)[0]
+        while "." in owner:
+            parent = owner.rsplit(".", 1)[0]
+            if not all(f"{parent}.{p}" in new for p, _ in decoder.get_submodule(parent).named_parameters(remove_duplicate=False)):
+                break
+            owner = parent
+        if all(f"{owner}.{p}" in new for p, _ in decoder.get_submodule(owner).named_parameters(remove_duplicate=False)):
+            owners.add(owner)
+    return sorted(o for o in owners if not any(o.startswith(other + ".") for other in owners))
 
 
 def _set_special_tokens(model: Any, model_path: str) -> None:

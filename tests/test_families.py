@@ -19,7 +19,7 @@ from test_methods import assert_reloads_and_merges
 
 from peft_hub import adapt, recipes, registry
 from peft_hub.anatomy import anatomy
-from peft_hub.errors import ModelError, PeftHubError
+from peft_hub.errors import ModelError, PeftHubError, RecipeError
 
 #: the roles each method adapts by default in every encoder layer (None: it varies by family)
 ATTENTION_AND_FFN = {"attention-out", "ffn-in", "ffn-out"}
@@ -59,7 +59,20 @@ def _check(trained, family, method, task, tmp_path):
     examples = resolved_task.read_data(recipes.DataConfig(path=str(resolved_task.sample_data())), resolved_task.Options())
     assert_reloads_and_merges(trained, resolved_task, examples["train"][:3], tmp_path)
 
+#: families transformers can run as a decoder (a generation task warm-starts one; the others are refused)
+DECODERS = {"bert", "roberta", "xlm-roberta", "electra", "camembert"}
+
+
 def _train_or_refuse(family_model, family, method, task, tmp_path, monkeypatch):
+    if registry.get_task(task).encoder_decoder:
+        if method == "prefix":
+            with pytest.raises(RecipeError, match="trains an encoder-decoder, and 'prefix' cannot adapt one"):
+                _run(family_model(family), tmp_path, method, task)
+            return
+        if family not in DECODERS:
+            with pytest.raises(ModelError, match=rf"{family} model, which transformers cannot run as a decoder"):
+                _run(family_model(family), tmp_path, method, task)
+            return
     if method == "prefix" and family not in TAKES_PREFIX:
         monkeypatch.setattr(adapt, "data_config_or_sample", lambda *a, **k: pytest.fail("data was read"))
         with pytest.raises(ModelError, match=rf"prefix.*\({family}\) takes no past key values"):

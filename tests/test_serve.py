@@ -70,6 +70,25 @@ def test_question_answering_and_pairs_share_passes_with_the_rest(tiny_runs, tiny
         assert answer.status_code == 422 and "takes 2 texts per input (question, context)" in answer.json()["error"]
 
 
+def test_a_generation_request_is_answered_next_to_an_ner_request(tiny_runs, tiny_model, tmp_path):
+    """A generation run (an encoder-decoder of its own) beside NER on the shared encoder: each answers
+    what its run answers alone, concurrently, and the page is told to show the generated text."""
+    run = train_tiny(tiny_model, tmp_path / "translate", "translate", **{"training.epochs": 1, "task.options.num_beams": 1,
+                                                                         "task.options.max_new_tokens": 8})
+    inputs = {"translate": ["ein hund läuft im park ."], "ner": [TEXTS[0]]}
+    alone = {"translate": finished.load_run(run.directory).predict(inputs["translate"]),
+             "ner": finished.load_run(tiny_runs["ner"]).predict(inputs["ner"])}
+    with _client({"translate": run.directory, "ner": tiny_runs["ner"]}) as client:
+        with ThreadPoolExecutor(2) as pool:
+            answers = dict(zip(inputs, pool.map(lambda t: client.post("/v1/predict", json={"adapter": t, "inputs": inputs[t]}), inputs)))
+        assert {t: a.status_code for t, a in answers.items()} == {"translate": 200, "ner": 200}
+        assert answers["translate"].json()["predictions"] == alone["translate"]
+        assert answers["translate"].json()["predictions"][0]["generated"]  # the tiny model says something
+        assert _labels(answers["ner"].json()["predictions"]) == _labels(alone["ner"])
+        described = {a["name"]: a for a in client.get("/v1/adapters").json()["adapters"]}
+        assert described["translate"]["display"] == "generated"
+
+
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(tiny_runs):
     sources = {"ner": tiny_runs["ner"]}
     limits = Limits(max_inputs=4, max_chars=100, max_body_bytes=5000, max_wait_ms=1)
