@@ -182,12 +182,35 @@ def card(entry: Entry) -> str:
     labels = meta.get("labels", [])
     try:  # the task says how plain transformers loads its model
         task = registry.get_task(info.get("task", ""))
-        auto, arguments = task.auto_class, task.loading_arguments(labels)
+        auto, arguments, encoder_decoder = task.auto_class, task.loading_arguments(labels), task.encoder_decoder
     except PeftHubError:
-        auto, arguments = "AutoModel", f"num_labels={len(labels) or 1}"
+        auto, arguments, encoder_decoder = "AutoModel", f"num_labels={len(labels) or 1}", False
     label_map = ", ".join(f"{i}: {label}" for i, label in enumerate(labels[:200])) + (" ..." if len(labels) > 200 else "")
     trained = metrics.get("trainable_percent")
     where = entry_dir(entry.name)
+    plain = f"""With plain transformers and peft (the task head is saved with the adapter):
+
+```python
+from transformers import AutoTokenizer, {auto}
+from peft import PeftModel
+
+entry = "{where}"
+tokenizer = AutoTokenizer.from_pretrained(entry + "/tokenizer")
+base = {auto}.from_pretrained("{meta.get('base_path')}", {arguments})  # the `{meta.get('base_model')}` base
+base.resize_token_embeddings(len(tokenizer))  # a task may add marker tokens
+model = PeftModel.from_pretrained(base, entry + "/adapter").eval()
+```"""
+    if encoder_decoder:  # built by the task from an encoder (fresh parts in the adapter): merged, it is a plain model
+        plain = f"""With plain transformers, after `peft-hub merge {entry.name} --output DIR`:
+
+```python
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("DIR")
+model = AutoModelForSeq2SeqLM.from_pretrained("DIR").eval()
+ids = model.generate(**tokenizer(["your text"], return_tensors="pt"), num_beams=4, max_new_tokens=64)
+print(tokenizer.batch_decode(ids, skip_special_tokens=True))
+```"""
     data = (recipes.safe_yaml(recipe_text) or {}).get("data") or {}
     data_lines = [f"- {key}: `{value}`" for key, value in data.items() if value not in (None, "auto", "utf-8")] \
         if isinstance(data, dict) else []
@@ -222,18 +245,7 @@ peft-hub predict {entry.name} "your text"
 peft-hub serve {entry.name}
 ```
 
-With plain transformers and peft (the task head is saved with the adapter):
-
-```python
-from transformers import AutoTokenizer, {auto}
-from peft import PeftModel
-
-entry = "{where}"
-tokenizer = AutoTokenizer.from_pretrained(entry + "/tokenizer")
-base = {auto}.from_pretrained("{meta.get('base_path')}", {arguments})  # the `{meta.get('base_model')}` base
-base.resize_token_embeddings(len(tokenizer))  # a task may add marker tokens
-model = PeftModel.from_pretrained(base, entry + "/adapter").eval()
-```
+{plain}
 
 ## Recipe
 

@@ -75,6 +75,9 @@ class Seq2SeqTask(peft_hub.Task):
     Options = Seq2SeqOptions
     peft_task_type = "SEQ_2_SEQ_LM"
     encoder_decoder = True
+    # never quantized (transformers reads these as patterns of module names): the decoder's fresh
+    # cross-attention and its language-model head, whatever the family calls it
+    keep_full_precision = [r".*\.crossattention\..*", r"cls\..*", r"lm_head(\..*)?", r"generator_.*"]
     auto_class = "AutoModelForSeq2SeqLM"
     display = "generated"
 

@@ -20,7 +20,7 @@ def _normalized(tokenizer, text):
     return tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True).strip()
 
 
-def test_overfits_ten_pairs_then_reload_and_merge_say_the_same(tiny_model, tmp_path):
+def test_overfits_ten_pairs_then_reload_and_merge_say_the_same(tiny_model, tmp_path, hub_home, cli_runner):
     task = registry.get_task("translate")
     data = tmp_path / "data"
     data.mkdir()
@@ -40,6 +40,12 @@ def test_overfits_ten_pairs_then_reload_and_merge_say_the_same(tiny_model, tmp_p
     model = task.build_model(str(merged), [])  # a merged run is an encoder-decoder of its own
     assert task.head_modules(model) == []
     assert task.generate(model, run.tokenizer, [i["text"] for i in inputs], run.resolved.task_options) == wanted
+
+    from peft_hub.cli import cli
+
+    assert cli_runner.invoke(cli, ["hub", "add", str(run.directory), "--name", "de-en-tiny"]).exit_code == 0
+    card = cli_runner.invoke(cli, ["hub", "show", "de-en-tiny"]).output
+    assert "bleu" in card and "peft-hub merge de-en-tiny --output DIR" in card and "AutoModelForSeq2SeqLM.from_pretrained" in card
 
 
 def _parallel(tmp_path, de: list[str], en: list[str], gz: bool = False):

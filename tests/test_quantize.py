@@ -12,11 +12,11 @@ from peft_hub.errors import RecipeError
 pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed (pip install 'peft-hub[bnb]')")
 
 
-@pytest.mark.parametrize("method", ["lora", "adapter"])
+@pytest.mark.parametrize(("method", "task"), [("lora", "ner"), ("adapter", "ner"), ("lora", "translate")])
 @pytest.mark.parametrize("quant", ["8bit", "4bit"])
-def test_quantized_base_trains_evaluates_and_reloads(quant, method, tiny_model, tmp_path):
+def test_quantized_base_trains_evaluates_and_reloads(quant, method, task, tiny_model, tmp_path):
     data, _ = recipes.compose(None, {
-        "task.name": "ner", "method.name": method, "model.name": str(tiny_model), "model.quantization": quant,
+        "task.name": task, "method.name": method, "model.name": str(tiny_model), "model.quantization": quant,
         "output.dir": str(tmp_path / "run"), "training.epochs": 2, "training.learning_rate": 5e-3,
     })
     trained = adapt.run(recipes.validate(data), quiet=True, echo=lambda m: None)  # train -> eval -> train -> eval
@@ -29,7 +29,9 @@ def test_quantized_base_trains_evaluates_and_reloads(quant, method, tiny_model, 
     import bitsandbytes as bnb
 
     layers = [m for m in trained.model.modules() if isinstance(m, (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit))]
-    assert layers and not any("classifier" in n for n, m in trained.model.named_modules() if m in layers)
+    heads = tuple(trained.resolved.task.head_modules(trained.model))  # (a generation task: the fresh cross-attention)
+    assert layers and not any(n.startswith(heads) for n, m in trained.model.get_base_model().named_modules() if m in layers)
+    assert not any("classifier" in n for n, m in trained.model.named_modules() if m in layers)
 
 
 def test_quantized_merge_reloads_full_precision(tiny_model, tmp_path):
