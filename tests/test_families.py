@@ -15,7 +15,7 @@ import json
 import pytest
 import torch
 from conftest import FAMILIES
-from test_methods import assert_reloads_and_merges
+from test_methods import assert_reloads_and_merges, short_generation
 
 from peft_hub import adapt, recipes, registry
 from peft_hub.anatomy import anatomy
@@ -35,7 +35,7 @@ TAKES_PREFIX = {"bert", "roberta", "xlm-roberta", "electra", "camembert", "deber
 
 def _run(model_dir, tmp_path, method, task="ner", steps=2, **options):
     overrides = {"task.name": task, "method.name": method, "model.name": str(model_dir), "output.dir": str(tmp_path / "run"),
-                 "training.max_steps": steps, "training.learning_rate": 5e-3, "training.seed": 1,
+                 "training.max_steps": steps, "training.learning_rate": 5e-3, "training.seed": 1, **short_generation(task),
                  **{f"method.options.{k}": v for k, v in options.items()}}
     data, source = recipes.compose(None, overrides)
     return adapt.run(recipes.validate(data, source), quiet=True, echo=lambda m: None)
