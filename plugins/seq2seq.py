@@ -158,6 +158,9 @@ class Seq2SeqTask(peft_hub.Task):
         return []
 
     def encode(self, examples, tokenizer, labels, options):
+        if not examples:  # (transformers' tokenizer fails on an empty batch)
+            return []
+        _check_writable(tokenizer, [t for e in examples[:500] for t in e.targets[:1]])
         source_cap = min(options.max_source_length, tokenizer.model_max_length)
         sources = tokenizer([e.source for e in examples], truncation=True, max_length=source_cap)
         features, cut_sources, cut_targets = [], 0, 0
@@ -182,6 +185,8 @@ class Seq2SeqTask(peft_hub.Task):
         """The generated text of each source, in order (beam search as the options say)."""
         import torch
 
+        if not sources:
+            return []
         device = next(model.parameters()).device
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # similar lengths share a batch
         chunks = [order[b : b + options.batch_size] for b in range(0, len(order), options.batch_size)]
@@ -322,6 +327,29 @@ def _set_special_tokens(model: Any, model_path: str) -> None:
                          "token: a decoder warm-started from it could not begin or stop a text.")
     for config in (model.config, model.generation_config):
         config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = start, end, tokenizer.pad_token_id
+
+
+#: the share of targets a tokenizer may fail to write back before the run is refused
+UNWRITABLE_SHARE = 0.1
+
+
+def _check_writable(tokenizer: Any, targets: list[str]) -> None:
+    """Refuse targets the tokenizer cannot write: the decoder writes only what its tokens spell, so
+    a target that does not come back from encoding and decoding (accents an uncased vocabulary
+    strips: "Männer" -> "manner"; characters it does not know) could never be generated. Case and
+    spacing do not count (an uncased model is scored lowercased)."""
+    lower = bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
+
+    def canonical(text: str) -> str:
+        return "".join((text.lower() if lower else text).split())
+
+    lost = [t for t in targets if canonical(tokenizer.decode(tokenizer(t, add_special_tokens=False)["input_ids"])) != canonical(t)]
+    if targets and len(lost) > UNWRITABLE_SHARE * len(targets):
+        back = tokenizer.decode(tokenizer(lost[0], add_special_tokens=False)["input_ids"])
+        raise DataError(f"The tokenizer cannot write {len(lost)} of the first {len(targets)} targets as they are (e.g. "
+                        f"{lost[0][:60]!r} comes back as {back[:60]!r}): the model could never generate them. Use a "
+                        "model whose vocabulary covers the target language (an uncased vocabulary strips accents), "
+                        "or translate into the language it can write (task.options.source_lang / target_lang).")
 
 
 def _target_ids(tokenizer: Any, text: str, cap: int) -> tuple[list[int], bool]:

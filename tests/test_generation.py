@@ -98,3 +98,13 @@ def test_an_encoder_that_cannot_decode_is_refused_by_name(family_model):
     task = registry.get_task("summarize")
     with pytest.raises(Exception, match=r"distilbert model, which transformers cannot run as a decoder"):
         task.build_model(str(family_model("distilbert")), [])
+
+
+def test_targets_the_tokenizer_cannot_write_are_refused(tokenizer, tmp_path):
+    """English -> German with an uncased vocabulary that strips accents: 'Männer' could never be written."""
+    task = registry.get_task("translate")
+    examples = task.read_data(_parallel(tmp_path, ["men run", "women sing"], ["Männer laufen", "Frauen singen über"]),
+                              task.Options())["train"]
+    with pytest.raises(DataError, match=r"cannot write 2 of the first 2 targets .*'Männer laufen' comes back as 'manner laufen'"):
+        task.encode(examples, tokenizer, [], task.Options())
+    assert task.encode(examples[:0], tokenizer, [], task.Options()) == []
