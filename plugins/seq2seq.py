@@ -50,7 +50,6 @@ class Seq2SeqOptions(peft_hub.Options):
     decoder: Literal["warm", "random"] = option(
         "warm", "warm: an encoder base becomes encoder and decoder (BERT2BERT); random: the same shape with every "
         "weight random (a baseline). A base that is an encoder-decoder is always used as it is.")
-    tie_encoder_decoder: bool = option(False, "Share the encoder's and decoder's weights (a warm start's half-size model).")
     random_seed: int = option(0, "Seed of the random weights of decoder=random (the same base on every reload).")
     max_source_length: int = option(256, "Most sub-tokens of a source; longer ones are cut (and counted).", low=8)
     max_target_length: int = option(64, "Most sub-tokens of a training target; longer ones are cut (and counted).", low=2)
@@ -86,9 +85,6 @@ class Seq2SeqTask(peft_hub.Task):
         transform if the checkpoint had none. A base that already is an encoder-decoder: none."""
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         return list(getattr(inner, "peft_hub_fresh", None) or [])
-
-    def loading_arguments(self, labels):
-        return ""
 
     def teacher_refusal(self, options):
         return "a generation task learns from reference texts; it has no per-label scores for a teacher's soft targets"
@@ -127,7 +123,7 @@ class Seq2SeqTask(peft_hub.Task):
         warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
         if options.decoder == "random":
             decoder = AutoConfig.from_pretrained(model_path, is_decoder=True, add_cross_attention=True)
-            both = EncoderDecoderConfig.from_encoder_decoder_configs(config, decoder, tie_encoder_decoder=options.tie_encoder_decoder)
+            both = EncoderDecoderConfig.from_encoder_decoder_configs(config, decoder)
             with torch.random.fork_rng():
                 torch.manual_seed(options.random_seed)
                 model = EncoderDecoderModel(config=both)
@@ -141,9 +137,6 @@ class Seq2SeqTask(peft_hub.Task):
             model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"{model_path} cannot be warm-started into an encoder-decoder: {str(exc)[:300]}") from None
-        if options.tie_encoder_decoder:
-            model.config.tie_encoder_decoder = True
-            model.tie_weights()
         model.peft_hub_fresh = tuple(f"decoder.{name}" for name in _fresh_modules(decoder, set(info["missing_keys"])))
         return model
 
