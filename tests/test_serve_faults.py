@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from peft_hub import finished, hub
+from conftest import SAMPLES
+from peft_hub import finished, hub, read_columns
 
 httpx = pytest.importorskip("httpx")
 
@@ -392,9 +393,15 @@ def test_the_page_shows_hostile_labels_as_text_and_takes_a_token(tiny_runs, tmp_
             browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))", element)
         assert browser.execute_script("return window.pwned") is None
 
-        text = "🙂🙂 " + TEXTS[0]  # code points before the entities that are two UTF-16 units each
-        entities = post(url, "ner-a", [text], headers=auth).json()["predictions"][0]["entities"]
-        assert entities  # (the tiny model finds some: "to" and others)
+        # code points before the entities that are two UTF-16 units each, in the first sentence of
+        # the tiny model's own training data in which it finds entities
+        sentences = [" ".join(s.tokens) for s in read_columns(SAMPLES / "ner" / "train.txt")]
+        for sentence in [TEXTS[0], *sentences]:
+            text = "🙂🙂 " + sentence
+            entities = post(url, "ner-a", [text], headers=auth).json()["predictions"][0]["entities"]
+            if entities:
+                break
+        assert entities
         marks = [m.text for m in ask("ner-a", text).find_elements(By.TAG_NAME, "mark")]
         assert marks == [f"{text[e['start']:e['end']]}{e['type']}" for e in entities]
     finally:
