@@ -88,7 +88,7 @@ def _assert_same(a, b, where="prediction"):
 
 
 #: generation trains slowly on a CPU: CI runs these methods on it, ``pytest -m matrix`` every one
-GENERATION_IN_CI = {"lora", "full", "ia3", "adapter", "prefix"}
+GENERATION_IN_CI = {"lora", "full", "ia3", "prefix"}
 PAIRS = [pytest.param(m, t, marks=[pytest.mark.matrix] if registry.get_task(t).encoder_decoder and m not in GENERATION_IN_CI else [])
          for m in METHODS for t in TASKS]
 

@@ -12,8 +12,8 @@ from peft_hub.errors import RecipeError
 pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed (pip install 'peft-hub[bnb]')")
 
 
-@pytest.mark.parametrize(("method", "task"), [("lora", "ner"), ("adapter", "ner"), ("lora", "translate")])
-@pytest.mark.parametrize("quant", ["8bit", "4bit"])
+@pytest.mark.parametrize(("quant", "method", "task"), [(q, m, t) for q in ("8bit", "4bit") for m, t in (("lora", "ner"), ("adapter", "ner"))]
+                         + [("4bit", "lora", "translate")])
 def test_quantized_base_trains_evaluates_and_reloads(quant, method, task, tiny_model, tmp_path):
     data, _ = recipes.compose(None, {
         "task.name": task, "method.name": method, "model.name": str(tiny_model), "model.quantization": quant,
