@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import peft_hub
-from peft_hub import DataError, ModelError, load_pretrained, option, read_jsonl, read_lines, split_files
+from peft_hub import DataError, ModelError, load_pretrained, option, read_jsonl, read_lines, special_tokens, split_files
 
 PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
@@ -157,10 +157,11 @@ class Seq2SeqTask(peft_hub.Task):
         source_cap = min(options.max_source_length, tokenizer.model_max_length)
         sources = tokenizer([e.source for e in examples], truncation=True, max_length=source_cap)
         features, cut_sources, cut_targets = [], 0, 0
+        start = len(special_tokens(tokenizer)[0])  # the decoder is given these first: not labels
         for i, example in enumerate(examples):
             cut_sources += len(sources["input_ids"][i]) >= source_cap
             for target in example.targets:
-                ids = _target_ids(tokenizer, target, options.max_target_length)
+                ids = _target_ids(tokenizer, target, options.max_target_length, start)
                 cut_targets += ids[1]
                 features.append({"input_ids": sources["input_ids"][i], "attention_mask": sources["attention_mask"][i],
                                  "labels": ids[0]})
@@ -263,15 +264,14 @@ class Translate(Seq2SeqTask):
         return _read_parallel(data, options.source_lang, options.target_lang)
 
     def score(self, generated, references, tokenizer, options):
-        import sacrebleu
+        from sacrebleu.metrics import BLEU, CHRF
 
-        lowercase = options.lowercase if options.lowercase is not None else bool(getattr(tokenizer, "do_lower_case", False))
+        lowercase = options.lowercase if options.lowercase is not None else _uncased(tokenizer)
         width = max(len(r) for r in references)
         # sacreBLEU takes one stream per reference position; a missing reference is None
         streams = [[r[k] if k < len(r) else None for r in references] for k in range(width)]
-        bleu = sacrebleu.corpus_bleu(generated, streams, lowercase=lowercase)
-        chrf = sacrebleu.corpus_chrf(generated, streams) if not lowercase else \
-            sacrebleu.corpus_chrf([t.lower() for t in generated], [[r.lower() if r else r for r in s] for s in streams])
+        bleu = BLEU(lowercase=lowercase).corpus_score(generated, streams)
+        chrf = CHRF(lowercase=lowercase).corpus_score(generated, streams)
         return {"bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2), "lowercased": float(lowercase)}
 
     def score_notes(self, scores):
@@ -313,8 +313,8 @@ def _set_special_tokens(model: Any, model_path: str) -> None:
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_path} has no tokenizer to take the decoder's start and end tokens from "
                          f"({str(exc)[:200]}). Copy the model's tokenizer files beside its weights.") from None
-    start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-    end = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    before, after = special_tokens(tokenizer)
+    start, end = (before or [None])[0], (after or [None])[-1]
     if start is None or end is None or tokenizer.pad_token_id is None:
         raise ModelError(f"The tokenizer of {model_path} has no start ([CLS] or <s>), end ([SEP] or </s>) or padding "
                          "token: a decoder warm-started from it could not begin or stop a text.")
@@ -326,12 +326,17 @@ def _set_special_tokens(model: Any, model_path: str) -> None:
 UNWRITABLE_SHARE = 0.1
 
 
+def _uncased(tokenizer: Any) -> bool:
+    """Whether the tokenizer lowercases (an uncased model cannot write capitals)."""
+    return bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
+
+
 def _check_writable(tokenizer: Any, targets: list[str]) -> None:
     """Refuse targets the tokenizer cannot write: the decoder writes only what its tokens spell, so
     a target that does not come back from encoding and decoding (accents an uncased vocabulary
     strips: "Männer" -> "manner"; characters it does not know) could never be generated. Case and
     spacing do not count (an uncased model is scored lowercased)."""
-    lower = bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
+    lower = _uncased(tokenizer)
 
     def canonical(text: str) -> str:
         return "".join((text.lower() if lower else text).split())
@@ -345,12 +350,10 @@ def _check_writable(tokenizer: Any, targets: list[str]) -> None:
                         "or translate into the language it can write (task.options.source_lang / target_lang).")
 
 
-def _target_ids(tokenizer: Any, text: str, cap: int) -> tuple[list[int], bool]:
+def _target_ids(tokenizer: Any, text: str, cap: int, start: int) -> tuple[list[int], bool]:
     """The labels of one target and whether it was cut: its tokens and the end token, without the
-    start token the decoder is given first ([CLS] for a warm-started BERT)."""
-    ids = tokenizer(text, truncation=True, max_length=cap + 1)["input_ids"]
-    if tokenizer.bos_token_id is None and ids and ids[0] == tokenizer.cls_token_id:
-        ids = ids[1:]
+    ``start`` tokens the tokenizer puts first, which the decoder is given ([CLS], <s>)."""
+    ids = tokenizer(text, truncation=True, max_length=cap + 1 + start)["input_ids"][start:]
     cut = len(ids) > cap
     if cut:
         ids = ids[: cap - 1] + ids[-1:]
