@@ -20,9 +20,10 @@ EXTRA=${EXTRA:-}  # overrides for every run (e.g. to try a changed default again
 # name | data arguments | training examples
 DATASETS="conll|data.path=$D/conll2003|4000
 ncbi|data.path=$D/NCBI-disease-IOB|100000"
-# name | method | overrides
+# name | method | overrides ("lora": LoRA's defaults before issue 28, rate 1e-3; "lr2e-3": LoRA's default
+# for NER since then)
 ALL="full|full|
-lora|lora|
+lora|lora|--lr 1e-3
 lr2e-3|lora|--lr 2e-3
 rslora|lora|method.options.use_rslora=true
 nodrop|lora|method.options.dropout=0

@@ -1,8 +1,10 @@
 """The table of benchmarks/ner_gap.sh: per dataset, epochs and candidate, dev and test F1 (mean and
 spread over the seeds run), the gap to full fine-tuning on each, trainable % and training seconds.
-Candidates are chosen by dev; test is shown for the record.
+Candidates are chosen by dev; test is shown for the record. With ``--decoding argmax|constrained``
+the F1 comes from each run's ``decoding.json`` (benchmarks/ner_decoding.py) instead of the run's own
+metrics (scored with the decoding the run was made with).
 
-    python benchmarks/ner_gap_table.py runs/ner-gap > benchmarks/results/ner_gap.md
+    python benchmarks/ner_gap_table.py runs/ner-gap [--decoding constrained] > benchmarks/results/ner_gap.md
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ def summary(scores: list[float]) -> str:
     return f"{statistics.mean(scores):.4f}{spread}"
 
 
-def main(root: Path) -> None:
+def main(root: Path, decoding: str | None = None) -> None:
     runs: dict[tuple[str, int, str], list[dict]] = defaultdict(list)
     for metrics in sorted(root.glob("*/metrics.json")):
         match = re.fullmatch(r"(\w+)-([\w.+-]+)-e(\d+)-s(\d+)", metrics.parent.name)
-        if match:
-            runs[match[1], int(match[3]), match[2]].append(json.loads(metrics.read_text()))
+        if not match:
+            continue
+        scores = json.loads(metrics.read_text())
+        if decoding:
+            rescored = metrics.parent / "decoding.json"
+            if not rescored.exists():
+                print(f"{metrics.parent}: no decoding.json (benchmarks/ner_decoding.py), left out", file=sys.stderr)
+                continue
+            chosen = json.loads(rescored.read_text())[decoding]
+            scores["dev"], scores["test"] = chosen["validation"], chosen["test"]
+        runs[match[1], int(match[3]), match[2]].append(scores)
     for data, epochs in sorted({(d, e) for d, e, _ in runs}):
         rows = {c: ms for (d, e, c), ms in runs.items() if (d, e) == (data, epochs)}
         full = {split: statistics.mean(m[split]["f1"] for m in rows["full"]) for split in ("dev", "test")} if "full" in rows else None
@@ -40,4 +51,10 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--decoding", choices=("argmax", "constrained"))
+    args = parser.parse_args()
+    main(args.root, args.decoding)

@@ -41,8 +41,15 @@ class Method:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type[Options]] = Options
-    #: Learning rate used when the recipe leaves ``training.learning_rate`` unset.
+    #: Learning rate used when the recipe leaves ``training.learning_rate`` unset (unless
+    #: :meth:`default_rate` says otherwise for the task).
     default_learning_rate: ClassVar[float] = 5e-5
+
+    def default_rate(self, task: Task | None) -> float:
+        """The peak learning rate of a run whose recipe sets none, for ``task`` (None when
+        pretraining). Default: :attr:`default_learning_rate`. A method whose best rate depends on
+        what the task labels (e.g. every token, :attr:`Task.token_labels`) says so here."""
+        return self.default_learning_rate
 
     def apply(self, model: torch.nn.Module, options: Any, task: Task) -> torch.nn.Module:
         """Return ``model`` wrapped for training; the task head must stay trainable."""

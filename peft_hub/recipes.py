@@ -267,7 +267,7 @@ class Resolved:
 
     @property
     def learning_rate(self) -> float:
-        return self.recipe.training.learning_rate or self.method.default_learning_rate
+        return self.recipe.training.learning_rate or self.method.default_rate(self.task)
 
     @property
     def primary_metric(self) -> str:

@@ -360,6 +360,10 @@ def describe(table: dict[str, Registered]) -> list[dict]:
                "distribution": entry.distribution, "options": describe_options(obj.Options)}
         if getattr(obj, "default_learning_rate", None):
             row["default_learning_rate"] = obj.default_learning_rate
+        if hasattr(obj, "default_rate"):  # a method: tasks whose default rate differs (Method.default_rate)
+            own = {t: obj.default_rate(task.obj) for t, task in tasks().items()}
+            if other := {t: rate for t, rate in own.items() if rate != obj.default_learning_rate}:
+                row["task_learning_rates"] = other
         if hasattr(obj, "refusal"):  # a method: what it supports with its default options (None: it does)
             defaults = obj.Options()
             row["supports"] = {c: obj.refusal(c, defaults) or True for c in ("merge", "mixed_batches", "quantized")}

@@ -93,6 +93,10 @@ class Task(Head):
     #: with a ``text`` field and labels that a changed text keeps), ``tokens`` (``tokens`` and IOB2
     #: ``tags`` of the same length), ``pair`` (``text`` and ``text_pair``); None: no augmenter applies.
     example_shape: ClassVar[str | None] = None
+    #: Whether every token of the input gets a label of its own (a tagger), rather than the whole
+    #: input (a classifier) or a span of it (QA). A method may pick its default rate by it
+    #: (:meth:`peft_hub.Method.default_rate`: LoRA's is 2e-3 for taggers, 1e-3 otherwise).
+    token_labels: ClassVar[bool] = False
     #: Whether the trained encoder represents one text as a whole (a sequence classifier does; a
     #: tagger, a span extractor or a cross-encoder of pairs does not): ``peft-hub embed`` and
     #: ``evaluate --sts`` take runs of such tasks and refuse the others.

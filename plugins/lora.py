@@ -90,6 +90,9 @@ class Lora(peft_hub.PeftMethod):
     description = "LoRA: trainable low-rank updates on linear layers (peft); rsLoRA, DoRA, PiSSA, OLoRA, EVA, LoftQ as options."
     Options = LoraOptions
     default_learning_rate = 1e-3  # benchmarks/RESULTS.md, "Defaults across datasets": 2e-3 collapsed SST-2 at 3 epochs
+    #: for tasks that label every token (NER), where 1e-3 trails full fine-tuning: benchmarks/RESULTS.md,
+    #: "LoRA's NER gap to full fine-tuning"; None: default_learning_rate for every task
+    tagging_learning_rate: float | None = 2e-3
     mixed_batches = True  # peft's LoRA layers take a per-row adapter_names list
     combinations = ("linear", "ties", "dare_linear", "dare_ties", "svd", "cat")  # peft's add_weighted_adapter
 
@@ -99,6 +102,11 @@ class Lora(peft_hub.PeftMethod):
         if capability == "quantized" and options.init_lora_weights in RESIDUAL_INITS:
             return f"init_lora_weights={options.init_lora_weights!r} rewrites the base weights, which a quantized base cannot take"
         return super().refusal(capability, options)
+
+    def default_rate(self, task):
+        if task is not None and task.token_labels and self.tagging_learning_rate:
+            return self.tagging_learning_rate
+        return self.default_learning_rate
 
     def peft_config(self, options, task, model):
         from peft import LoraConfig

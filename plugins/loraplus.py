@@ -25,6 +25,7 @@ class LoraPlus(Lora):
     description = "LoRA+: LoRA with its B matrices at lr_ratio x the rate of A (peft's LoRA+ optimizer)."
     Options = LoraPlusOptions
     default_learning_rate = 5e-4  # the paper: about half of LoRA's rate, as B learns 16x faster
+    tagging_learning_rate = None  # not measured for LoRA+: the same rate for every task
 
     def optimizer(self, model, options, learning_rate, weight_decay):
         import torch

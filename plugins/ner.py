@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Literal
 
 import peft_hub
 from peft_hub import (
@@ -41,6 +42,10 @@ WORD_RE = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]", re.UNICODE)
 class NerOptions(peft_hub.Options):
     max_length: int = option(256, "Most sub-tokens per example; longer sentences are split into windows (never truncated).", low=8)
     batch_size: int = option(64, "Sentences per forward pass in `predict`.")
+    decoding: Literal["constrained", "argmax"] = option(
+        "constrained", "How words get their tags: 'constrained': the most probable tag sequence that is valid IOB2 (no I-X "
+        "after O or after another type; Viterbi over each word's tag probabilities); 'argmax': each word's most "
+        "probable tag alone (a stray I- then opens an entity).")
 
 
 # -- tag schemes ----------------------------------------------------------------------------------
@@ -124,6 +129,41 @@ def entities(tags: list[str]) -> list[tuple[str, int, int]]:
     return spans
 
 
+def transitions(labels: list[str]) -> tuple[Any, Any]:
+    """Valid IOB2 as additive weights (0 allowed, -inf barred): which tags may open a sentence
+    (``[labels]``) and which may follow which (``[previous, next]``). ``I-X`` comes only after ``B-X``
+    or ``I-X`` (or anywhere, should the labels lack ``B-X``)."""
+    import numpy as np
+
+    def opens(tag: str) -> bool:
+        return not tag.startswith("I-") or "B-" + tag[2:] not in labels
+
+    first = [opens(tag) for tag in labels]
+    follows = [[opens(b) or (a != "O" and a[2:] == b[2:]) for b in labels] for a in labels]
+    return np.where(first, 0.0, -np.inf), np.where(follows, 0.0, -np.inf)
+
+
+def decode(log_probs: Any, rules: tuple[Any, Any] | None) -> list[int]:
+    """The tag ids of one sentence's words from their tag log-probabilities (``[words, labels]``):
+    the most probable sequence within ``rules`` (:func:`transitions`; Viterbi), or with no rules
+    each word's most probable tag alone."""
+    import numpy as np
+
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    if rules is None or len(log_probs) == 0:
+        return [int(i) for i in log_probs.argmax(-1)]
+    first, follows = rules
+    score, back = first + log_probs[0], []
+    for row in log_probs[1:]:
+        candidates = score[:, None] + follows
+        back.append(candidates.argmax(0))
+        score = candidates.max(0) + row
+    path = [int(score.argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return path[::-1]
+
+
 # -- reading --------------------------------------------------------------------------------------
 
 
@@ -168,6 +208,7 @@ class Ner(peft_hub.Task):
     peft_task_type = "TOKEN_CLS"
     auto_class = "AutoModelForTokenClassification"
     example_shape = "tokens"
+    token_labels = True
     display = "entities"
     primary_metric = "f1"
     summary_metrics = ("precision", "recall", "f1", "accuracy")
@@ -279,16 +320,38 @@ class Ner(peft_hub.Task):
 
         return DataCollatorForTokenClassification(tokenizer)
 
+    def predictions(self, logits):
+        """Every sub-token's tag log-probabilities (half precision): the metric decodes whole words'
+        sequences (``decoding``), which needs more than each position's arg-max."""
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return logits.float().log_softmax(-1).half()
+
+    def constant_predictions(self, evaluation):
+        import numpy as np
+
+        predictions = np.asarray(evaluation.predictions)
+        if predictions.ndim < 3:  # tag ids already
+            return super().constant_predictions(evaluation)
+        ids = super().constant_predictions(replace(evaluation, predictions=predictions.argmax(-1)))
+        if ids is None:
+            return None
+        return np.where(ids[..., None] == np.arange(predictions.shape[-1]), 0.0, -30.0).astype(predictions.dtype)
+
     def compute_metrics(self, evaluation):
+        """Entity-level seqeval scores; ``predictions`` are per-position tag log-probabilities
+        (:meth:`predictions`), decoded per sentence as ``decoding`` says, or tag ids as they are."""
         from seqeval.metrics import classification_report
 
         labels = evaluation.labels
+        options = evaluation.options or self.Options()
+        rules = transitions(labels) if options.decoding == "constrained" else None
         gold, pred = [], []
         correct = total = 0
         for p_row, l_row in zip(evaluation.predictions, evaluation.label_ids):
             keep = l_row != -100
             g = [labels[i] for i in l_row[keep]]
-            p = [labels[i] if 0 <= i < len(labels) else "O" for i in p_row[keep]]
+            p = [labels[i] for i in (decode(p_row[keep], rules) if p_row.ndim == 2 else p_row[keep])]
             gold.append(g)
             pred.append(p)
             correct += sum(a == b for a, b in zip(g, p))
@@ -316,25 +379,36 @@ class Ner(peft_hub.Task):
     def sample_inputs(self):
         return [{"text": "Anna Schmidt flew from Paris to Tokyo ."}, {"text": "Toyota opened a plant in Lyon ."}]
 
-    def _tag_words(self, model, tokenizer, words, labels, options):
-        """The tag of each word (its first sub-token's arg-max) and that tag's probability."""
+    def word_log_probs(self, model, tokenizer, words, labels, options):
+        """Each sentence's ``[words, labels]`` tag log-probabilities, from each word's first sub-token."""
+        import numpy as np
+
         enc, origin, _ = self._encode_words(words, tokenizer, options.max_length)
         collate = self.collator(tokenizer)
-        word_tags = [["O"] * len(w) for w in words]
-        word_scores = [[0.0] * len(w) for w in words]
+        out_log_probs = [np.zeros((len(w), len(labels)), dtype=np.float32) for w in words]
         windows = [range(b, min(b + options.batch_size, len(origin))) for b in range(0, len(origin), options.batch_size)]
         batches = (collate([{key: enc[key][i] for key in enc.keys()} for i in idx]) for idx in windows)
         for idx, out in zip(windows, model_outputs(model, batches)):
-            best, ids = out.logits.float().softmax(-1).max(-1)
+            log_probs = out.logits.float().log_softmax(-1).numpy()
             for row, i in enumerate(idx):
                 text_index, offset = origin[i]
                 seen = set()
                 for pos, w in enumerate(enc.word_ids(i)):
-                    if w is None or w in seen:
-                        continue
-                    seen.add(w)
-                    word_tags[text_index][offset + w] = labels[int(ids[row, pos])]
-                    word_scores[text_index][offset + w] = float(best[row, pos])
+                    if w is not None and w not in seen:
+                        seen.add(w)
+                        out_log_probs[text_index][offset + w] = log_probs[row, pos]
+        return out_log_probs
+
+    def _tag_words(self, model, tokenizer, words, labels, options):
+        """Each word's tag (decoded as ``options.decoding`` says) and that tag's probability."""
+        import math
+
+        rules = transitions(labels) if options.decoding == "constrained" else None
+        word_tags, word_scores = [], []
+        for sentence in self.word_log_probs(model, tokenizer, words, labels, options):
+            ids = decode(sentence, rules)
+            word_tags.append([labels[i] for i in ids])
+            word_scores.append([math.exp(sentence[w, i]) for w, i in enumerate(ids)])
         return word_tags, word_scores
 
     def pseudo_label(self, model, tokenizer, examples, labels, options):

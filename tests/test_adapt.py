@@ -64,7 +64,7 @@ def test_report_compares_runs_as_table_json_and_png(ner_run, tiny_model, tmp_pat
     assert result.exit_code == 0, result.output
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert table[0].startswith("| run | task | method | lr | trainable % | dev f1 | test f1 |") and len(table) == 4
-    assert "| ner | lora | 0.001 |" in table[2] and "| ner | ia3 |" in table[3]
+    assert "| ner | lora | 0.002 |" in table[2] and "| ner | ia3 |" in table[3]
     assert "Skipped:" in result.output and png.read_bytes()[:4] == b"\x89PNG"
     rows = json.loads(cli_runner.invoke(cli, ["report", *runs, "--json", "--png", str(png)]).stdout)
     assert [r["method"] for r in rows] == ["lora", "ia3"] and rows[0]["dev"] == ner_run.metrics["dev"]["f1"]

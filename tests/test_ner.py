@@ -87,17 +87,65 @@ def test_word_without_subtokens_keeps_its_label(task, tokenizer):
     assert sum(x != -100 for x in feature["labels"]) == 3
 
 
-def test_compute_metrics_entity_level(task):
+def _log_probs(ids, n_labels, sure=0.9):
+    """Tag ids -> log-probabilities giving each id ``sure`` (padding -100 stays -100, as the Trainer pads)."""
+    ids = np.asarray(ids)
+    rest = np.log((1 - sure) / (n_labels - 1))
+    out = np.where(ids[..., None] == np.arange(n_labels), np.log(sure), rest)
+    return np.where(ids[..., None] == -100, -100.0, out)
+
+
+@pytest.mark.parametrize("decoding", ["constrained", "argmax"])
+def test_compute_metrics_entity_level(task, decoding):
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     gold = np.array([[-100, 1, 2, 0, 3, -100], [-100, 3, 4, 0, 0, -100]])
     pred = np.array([[0, 1, 2, 0, 0, 0], [0, 3, 0, 0, 1, 0]])
-    scores = task.compute_metrics(Evaluation(pred, gold, labels, [], []))
+    options = task.Options(decoding=decoding)
+    scores = task.compute_metrics(Evaluation(_log_probs(pred, 5), gold, labels, [], [], options))
     # gold: PER(0-2), LOC(3), LOC(1-3); predicted: PER(0-2), LOC(1), PER(4): 1 correct of 3 predicted / 3 gold
     assert scores["precision"] == pytest.approx(1 / 3)
     assert scores["recall"] == pytest.approx(1 / 3)
     assert scores["f1"] == pytest.approx(1 / 3)
     assert scores["f1_PER"] == pytest.approx(2 / 3)
     assert scores["accuracy"] == pytest.approx(5 / 8)
+
+
+def test_constrained_decoding_never_opens_an_entity_with_i():
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    rules = ner_module.transitions(labels)
+    # word 1 leans to I-PER after an O, word 3 to I-LOC after I-PER: arg-max gives two stray I- tags
+    probs = np.array([[0.9, 0.05, 0.03, 0.01, 0.01],
+                      [0.3, 0.25, 0.4, 0.03, 0.02],
+                      [0.1, 0.1, 0.7, 0.05, 0.05],
+                      [0.1, 0.05, 0.35, 0.1, 0.4]])
+    log_probs = np.log(probs)
+    assert ner_module.decode(log_probs, None) == [0, 2, 2, 4]
+    best = ner_module.decode(log_probs, rules)
+    assert [labels[i] for i in best] == ["O", "B-PER", "I-PER", "I-PER"]
+    # it is the best valid sequence: brute force over every sequence of valid IOB2
+    import itertools
+
+    first, follows = rules
+    def score(seq):
+        return first[seq[0]] + sum(follows[a, b] for a, b in zip(seq, seq[1:])) + sum(log_probs[i, t] for i, t in enumerate(seq))
+    assert max(itertools.product(range(5), repeat=4), key=score) == tuple(best)
+
+
+def test_constrained_decoding_lifts_f1_where_arg_max_breaks_an_entity(task):
+    labels = ["O", "B-PER", "I-PER"]
+    gold = np.array([[1, 2, 2, 0]])
+    probs = np.log(np.array([[[0.2, 0.7, 0.1], [0.55, 0.05, 0.4], [0.1, 0.1, 0.8], [0.9, 0.05, 0.05]]]))
+    assert task.compute_metrics(Evaluation(probs, gold, labels, [], [], task.Options(decoding="argmax")))["f1"] == 0
+    assert task.compute_metrics(Evaluation(probs, gold, labels, [], [], task.Options()))["f1"] == 1
+
+
+def test_the_majority_guard_scores_ner_log_probabilities(task):
+    labels = ["O", "B-PER", "I-PER"]
+    gold = np.array([[-100, 1, 2, 0, 0, -100]])
+    evaluation = Evaluation(_log_probs([[0, 1, 2, 0, 0, 0]], 3), gold, labels, [], [], task.Options())
+    constant = task.constant_predictions(evaluation)
+    assert constant.shape == (1, 6, 3)
+    assert task.compute_metrics(Evaluation(constant, gold, labels, [], [], task.Options()))["accuracy"] == pytest.approx(0.5)
 
 
 def test_unseen_dev_types_are_added_with_a_warning(task, caplog):

@@ -16,8 +16,17 @@ def test_defaults_fill_every_section():
     resolved = recipes.validate(BASE)
     assert resolved.recipe.model.name == "minilm"
     assert resolved.method_options.r == 16
-    assert resolved.learning_rate == 1e-3  # the method's default
-    assert resolved.to_dict()["training"]["learning_rate"] == 1e-3
+    assert resolved.learning_rate == 2e-3  # LoRA's default for a task that labels every token
+    assert resolved.to_dict()["training"]["learning_rate"] == 2e-3
+
+
+@pytest.mark.parametrize("task, method, rate", [("ner", "lora", 2e-3), ("classify", "lora", 1e-3), ("qa", "lora", 1e-3),
+                                                ("ner", "loraplus", 5e-4), ("ner", "full", 2e-4), ("classify", "full", 2e-4)])
+def test_a_method_picks_its_default_rate_by_what_the_task_labels(task, method, rate):
+    resolved = recipes.validate({"task": {"name": task}, "method": {"name": method}})
+    assert resolved.learning_rate == rate
+    explicit = recipes.validate({"task": {"name": task}, "method": {"name": method}, "training": {"learning_rate": 3e-4}})
+    assert explicit.learning_rate == 3e-4  # the recipe's own rate always wins
 
 
 def test_overrides_set_delete_and_parse_values():

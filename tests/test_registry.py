@@ -282,4 +282,4 @@ def test_every_list_command_takes_json(cli_runner):
         rows = json.loads(result.stdout)
         assert (rows or group == "hub") and all("name" in row for row in rows), group  # (a new hub is empty)
     text = cli_runner.invoke(cli, ["methods", "list"]).output
-    assert "lora: " in text and "default learning rate 0.001" in text
+    assert "lora: " in text and "default learning rate 0.001, 0.002 for ner" in text
