@@ -7,7 +7,8 @@
 #   bash benchmarks/ner_gap.sh                                        # screen: every candidate, 1 epoch, seed 1
 #   EPOCHS=3 CANDIDATES="full lora rslora" bash benchmarks/ner_gap.sh # the survivors at 3 epochs
 #   SEEDS="1 2 3" EPOCHS="1 3" CANDIDATES="full lora" bash benchmarks/ner_gap.sh   # confirm
-#   .venv/bin/python benchmarks/ner_gap_table.py runs/ner-gap
+#   .venv/bin/python benchmarks/ner_decoding.py runs/ner-gap/*       # each run under both decodings
+#   .venv/bin/python benchmarks/ner_gap_table.py runs/ner-gap --decoding constrained
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1

@@ -389,7 +389,7 @@ class Ner(peft_hub.Task):
         windows = [range(b, min(b + options.batch_size, len(origin))) for b in range(0, len(origin), options.batch_size)]
         batches = (collate([{key: enc[key][i] for key in enc.keys()} for i in idx]) for idx in windows)
         for idx, out in zip(windows, model_outputs(model, batches)):
-            log_probs = out.logits.float().log_softmax(-1).numpy()
+            log_probs = out.logits.float().log_softmax(-1).cpu().numpy()
             for row, i in enumerate(idx):
                 text_index, offset = origin[i]
                 seen = set()
