@@ -31,7 +31,7 @@ def _describe(table: dict, as_json: bool) -> None:
         return
     for row in rows:
         rate = f"; default learning rate {row['default_learning_rate']:g}" if "default_learning_rate" in row else ""
-        rate += "".join(f", {rate:g} for {task}" for task, rate in row.get("task_learning_rates", {}).items())
+        rate += "".join(f", {r:g} for {task}" for task, r in row.get("task_learning_rates", {}).items())
         rate += f"; shapes: {', '.join(row['shapes'])}" if "shapes" in row else ""
         click.echo(f"{row['name']}: {row['description']}  [{row['distribution'] or row['plugin']}{rate}]")
         if "supports" in row:

@@ -57,7 +57,7 @@ RUN_OPTIONS = [
     ("--epochs", "training.epochs", dict(type=float, help="Passes over the training data.")),
     ("--max-steps", "training.max_steps", dict(type=int, help="Stop after N optimizer steps (overrides --epochs).")),
     ("--batch-size", "training.batch_size", dict(type=int, help="Examples per step (per process).")),
-    ("--lr", "training.learning_rate", dict(type=float, help="Peak learning rate  [default: the method's]")),
+    ("--lr", "training.learning_rate", dict(type=float, help="Peak learning rate  [default: the method's for the task; peft-hub methods list]")),
     ("--seed", "training.seed", dict(type=int, help="Random seed.")),
     ("--grad-accum", "training.grad_accum", dict(type=int, help="Gradient accumulation steps.")),
     ("--precision", "training.precision", dict(type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision  [default: fp32]")),
