@@ -233,19 +233,28 @@ class Task(Head):
     def constant_predictions(self, evaluation: Evaluation) -> Any | None:
         """Predictions of a model that learned nothing, scored beside every evaluation as
         ``majority_<primary metric>`` by the collapse guard (:mod:`peft_hub.guard`). Default: the
-        most common label id at every labelled position, for integer labels; None (no guard)
-        otherwise, e.g. for a regression or for spans."""
+        most common label id at every labelled position, for integer labels, in the predictions'
+        own form: ids, or (where :meth:`predictions` gives a score per label, such as NER's
+        log-probabilities) scores that put that label first; None (no guard) otherwise, e.g. for a
+        regression or for spans."""
         import numpy as np
 
         label_ids, predictions = evaluation.label_ids, np.asarray(evaluation.predictions)
-        if isinstance(label_ids, tuple) or not np.issubdtype(np.asarray(label_ids).dtype, np.integer) \
-                or not np.issubdtype(predictions.dtype, np.integer):
+        if isinstance(label_ids, tuple) or not np.issubdtype(np.asarray(label_ids).dtype, np.integer):
             return None
-        seen = np.asarray(label_ids)[np.asarray(label_ids) != -100]
+        label_ids = np.asarray(label_ids)
+        scores = predictions.ndim == label_ids.ndim + 1
+        if not scores and not np.issubdtype(predictions.dtype, np.integer):
+            return None
+        seen = label_ids[label_ids != -100]
         if seen.size == 0:
             return None
         values, counts = np.unique(seen, return_counts=True)
-        return np.full(predictions.shape, values[counts.argmax()], dtype=predictions.dtype)
+        majority = values[counts.argmax()]
+        if scores:
+            return np.broadcast_to(np.where(np.arange(predictions.shape[-1]) == majority, 0.0, -30.0),
+                                   predictions.shape).astype(predictions.dtype)
+        return np.full(predictions.shape, majority, dtype=predictions.dtype)
 
     def predict(self, model: Any, tokenizer: Any, inputs: list[dict[str, str]], labels: list[str], options: Any) -> list:
         """JSON-able predictions, one per input (a dict of :attr:`input_fields`)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -326,17 +326,6 @@ class Ner(peft_hub.Task):
         if isinstance(logits, tuple):
             logits = logits[0]
         return logits.float().log_softmax(-1).half()
-
-    def constant_predictions(self, evaluation):
-        import numpy as np
-
-        predictions = np.asarray(evaluation.predictions)
-        if predictions.ndim < 3:  # tag ids already
-            return super().constant_predictions(evaluation)
-        ids = super().constant_predictions(replace(evaluation, predictions=predictions.argmax(-1)))
-        if ids is None:
-            return None
-        return np.where(ids[..., None] == np.arange(predictions.shape[-1]), 0.0, -30.0).astype(predictions.dtype)
 
     def compute_metrics(self, evaluation):
         """Entity-level seqeval scores; ``predictions`` are per-position tag log-probabilities
