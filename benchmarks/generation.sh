@@ -2,10 +2,13 @@
 # Generation (issue 26) with the offline MiniLM warm-started into an encoder-decoder (BERT2BERT), against
 # the same shape with random weights at the same steps, and LoRA against full fine-tuning:
 #   multi30k  German -> English, Multi30k task 1 (train 29,000 pairs; dev val, 1,014; test test_2016_flickr, 1,000)
+#   multi30k-en-de  English -> German on the same pairs, the decoder writing with a cased WordPiece vocabulary
+#             learned from the German training sentences (task.options.target_tokenizer=train)
 #   scitldr   SciTLDR-A abstract -> TLDR (train 1,992; dev 619; test 618, scored against every reference)
 # Every run: the same steps and seed; dev scored on its first task.options.eval_examples while training,
 # dev and test whole at the end (beam 4). Runs go to runs/generation/<data>-<candidate>; finished ones are skipped.
-#   bash benchmarks/generation.sh [multi30k|scitldr|all]
+# A candidate is <decoder>-<method>: decoder warm, shared (one copy of the weights both halves have) or random.
+#   bash benchmarks/generation.sh [multi30k|multi30k-en-de|scitldr|all]
 #   .venv/bin/python benchmarks/generation_table.py runs/generation
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,10 @@ run() {  # data-name candidate steps batch data-args...
 for candidate in $CANDIDATES; do
   if [[ $PART == multi30k || $PART == all ]]; then
     run multi30k "$candidate" "$M30K_STEPS" 32 --task translate --data $D/multi30k
+  fi
+  if [[ $PART == multi30k-en-de || $PART == all ]]; then
+    run multi30k-en-de "$candidate" "$M30K_STEPS" 32 --task translate --data $D/multi30k task.options.source_lang=en \
+        task.options.target_lang=de task.options.target_tokenizer=train   # as recipes/translate/multi30k_en_de_full.yaml
   fi
   if [[ $PART == scitldr || $PART == all ]]; then
     run scitldr "$candidate" "$TLDR_STEPS" 16 --task summarize --data $D/scitldr task.options.max_new_tokens=48 \

@@ -30,7 +30,7 @@ from .heads import Head
 from .hookspecs import hookimpl
 from .methods import Method, PeftMethod, StateDictMethod, train_head, train_only
 from .anatomy import Anatomy, anatomy, encoder_layers, target_modules
-from .models import load_pretrained, load_with_head, model_outputs, special_tokens
+from .models import load_pretrained, load_tokenizer, load_with_head, model_outputs, set_target_tokenizer, special_tokens, target_tokenizer
 from .objectives import Objective
 from .options import Options, option
 from .options import parse as parse_options
@@ -73,6 +73,10 @@ __all__ = [
     "load_with_head",
     "special_tokens",
     "model_outputs",
+    # a generation task's tokenizer of its outputs (saved and loaded with the run's tokenizer)
+    "load_tokenizer",
+    "set_target_tokenizer",
+    "target_tokenizer",
     "split_files",
     "split_of",
     "SPLIT_NAMES",

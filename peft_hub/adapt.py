@@ -30,7 +30,7 @@ from .recipes import DataConfig, Resolved
 from .rundir import Echo
 from .finished import LoadedRun, load_run
 from .stage import apply_method, begin, cost_metrics, count_parameters
-from .tasks import build_model
+from .tasks import build_model, prepare_tokenizer
 
 
 def data_config_or_sample(resolved: Resolved, echo: Echo) -> DataConfig:
@@ -152,7 +152,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     labels = task.labels(splits, data)
     check_training_labels(task, splits["train"], labels)
     base_tokens = len(tokenizer)
-    task.prepare_tokenizer(tokenizer, resolved.task_options)
+    prepare_tokenizer(task, tokenizer, resolved.task_options, splits["train"])
     features = {name: FeatureDataset(_encode(task, examples, tokenizer, labels, resolved.task_options, name, quiet), examples)
                 for name, examples in splits.items()}
     echo("Data: " + ", ".join(f"{name} {len(ex)} examples" for name, ex in splits.items())
@@ -166,7 +166,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
 
     quant = recipe.model.quantization
     # ignore_mismatched_sizes: a head of another size in the checkpoint must not stop a fresh one
-    model = build_model(task, model_path, labels, resolved.task_options, trust_remote_code=recipe.model.trust_remote_code, ignore_mismatched_sizes=True,
+    model = build_model(task, model_path, labels, resolved.task_options, tokenizer, trust_remote_code=recipe.model.trust_remote_code, ignore_mismatched_sizes=True,
                              **models.quantization_kwargs(quant, task.keep_full_precision))
     models.check_vocab(base_tokens, model, model_path)
     heads = task.head_modules(model)
@@ -239,7 +239,7 @@ def run(resolved: Resolved, *, quiet: bool = False, echo: Echo = print, extra_tr
     metrics["warnings"] = guard.warnings(metrics, resolved.primary_metric)
     if main:
         resolved.method.save(model, out / "adapter")
-        tokenizer.save_pretrained(str(out / "tokenizer"))
+        models.save_tokenizer(tokenizer, out / "tokenizer")
         rundir.write_json(out / "labels.json", labels)
         rundir.finish(out, resolved, metrics, {"task": task.name, "method": method.name, "base_model": model_path},
                       curves_metric=resolved.primary_metric)
@@ -259,9 +259,10 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
         raise RunDirError(f"{output} is not empty. Choose another --output or pass --overwrite.")
     loaded = load_run(run_dir, full_precision=True)  # never merge into 8-bit/4-bit weights
     method = loaded.resolved.method
+    models.copy_shared(loaded.model)  # weights both halves share are merged into, and written as, a copy each
     merged = method.merge(loaded.model)  # methods that cannot merge say why here, before anything is written
     merged.save_pretrained(str(output), safe_serialization=True)
-    loaded.tokenizer.save_pretrained(str(output))
+    models.save_tokenizer(loaded.tokenizer, output)
     return output
 
 

@@ -140,7 +140,7 @@ def load_run(directory: str | Path, expect_task: str | None = None, full_precisi
     models.quiet_libraries()
     tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
     quant = "none" if full_precision else resolved.recipe.model.quantization
-    model = build_model(resolved.task, base, labels, resolved.task_options, trust_remote_code=resolved.recipe.model.trust_remote_code,
+    model = build_model(resolved.task, base, labels, resolved.task_options, tokenizer, trust_remote_code=resolved.recipe.model.trust_remote_code,
                                       **models.quantization_kwargs(quant, resolved.task.keep_full_precision))
     model = models.prepare_quantized(model, quant)
     try:

@@ -171,7 +171,7 @@ def remove(name: str) -> None:
 
 def card(entry: Entry) -> str:
     """A model card (README.md) from what the run recorded."""
-    from . import recipes, registry
+    from . import models, recipes, registry
 
     info, meta, metrics = entry.info, entry.meta, entry.metrics
     recipe_text = (entry.path / "recipe.yaml").read_text(encoding="utf-8")
@@ -201,15 +201,18 @@ base.resize_token_embeddings(len(tokenizer))  # a task may add marker tokens
 model = PeftModel.from_pretrained(base, entry + "/adapter").eval()
 ```"""
     if encoder_decoder:  # built by the task from an encoder (fresh parts in the adapter): merged, it is a plain model
+        own = (entry.path / "tokenizer" / models.TARGET_TOKENIZER).is_dir()  # the outputs have a tokenizer of their own
+        target = f'AutoTokenizer.from_pretrained("DIR/{models.TARGET_TOKENIZER}")  # the outputs\' own vocabulary' if own else "tokenizer"
         plain = f"""With plain transformers, after `peft-hub merge {entry.name} --output DIR`:
 
 ```python
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 tokenizer = AutoTokenizer.from_pretrained("DIR")
+target = {target}
 model = AutoModelForSeq2SeqLM.from_pretrained("DIR").eval()
 ids = model.generate(**tokenizer(["your text"], return_tensors="pt"), num_beams=4, max_new_tokens=64)
-print(tokenizer.batch_decode(ids, skip_special_tokens=True))
+print(target.batch_decode(ids, skip_special_tokens=True))
 ```"""
     data = (recipes.safe_yaml(recipe_text) or {}).get("data") or {}
     data_lines = [f"- {key}: `{value}`" for key, value in data.items() if value not in (None, "auto", "utf-8")] \

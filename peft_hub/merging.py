@@ -123,7 +123,8 @@ def combine(items: list[str], output: str, combination: str = "linear", weights:
     models.quiet_libraries()
     from peft import PeftConfig, get_peft_model, set_peft_model_state_dict
 
-    model = build_model(task, first.base, first.labels, first.resolved.task_options)
+    model = build_model(task, first.base, first.labels, first.resolved.task_options,
+                        models.load_tokenizer(str(first.directory / "tokenizer")))
     heads = task.head_modules(model)
     names = [f"source{i}" for i in range(len(sources))]
     parts = [load_file(str(s.directory / "adapter" / "adapter_model.safetensors")) for s in sources]

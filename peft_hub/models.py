@@ -78,7 +78,33 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings") if config.is_file() else None
     if isinstance(positions, int) and positions < tokenizer.model_max_length:
         tokenizer.model_max_length = positions
+    if (Path(path) / TARGET_TOKENIZER).is_dir():
+        set_target_tokenizer(tokenizer, load_tokenizer(str(Path(path) / TARGET_TOKENIZER)))
     return tokenizer
+
+
+#: where a tokenizer's target-side tokenizer is saved, below its own directory
+TARGET_TOKENIZER = "target"
+
+
+def target_tokenizer(tokenizer: Any) -> Any:
+    """The tokenizer that writes a model's outputs: the one a generation task attached with
+    :func:`set_target_tokenizer` (a vocabulary of the target language), else ``tokenizer`` itself."""
+    return getattr(tokenizer, "peft_hub_target", None) or tokenizer
+
+
+def set_target_tokenizer(tokenizer: Any, target: Any) -> None:
+    """Give ``tokenizer`` (which reads the inputs) a ``target`` tokenizer for the outputs: saved with
+    it (:func:`save_tokenizer`, in ``target/``) and loaded with it (:func:`load_tokenizer`)."""
+    tokenizer.peft_hub_target = target
+
+
+def save_tokenizer(tokenizer: Any, directory: str | Path) -> None:
+    """``tokenizer.save_pretrained(directory)``, with its target tokenizer, if any, in ``target/``."""
+    tokenizer.save_pretrained(str(directory))
+    target = target_tokenizer(tokenizer)
+    if target is not tokenizer:
+        target.save_pretrained(str(Path(directory) / TARGET_TOKENIZER))
 
 
 def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -138,6 +164,25 @@ def reset_heads(model: Any, heads: list[str], path: str) -> list[str]:
             elif hasattr(module, "reset_parameters"):
                 module.reset_parameters()
     return stale
+
+
+def copy_shared(model: Any) -> bool:
+    """Give each module its own copy of a parameter it shares with another module (a generation
+    run's ``decoder=shared``), the model's own ties (output and input embeddings) restored after:
+    merging then folds each module's update into its own copy, and transformers writes no weights
+    shared beyond its ties. Returns whether anything was shared."""
+    import torch
+
+    seen, copied = set(), False
+    for module in model.modules():
+        for name, parameter in list(module.named_parameters(recurse=False)):
+            if id(parameter) in seen:
+                setattr(module, name, torch.nn.Parameter(parameter.detach().clone(), requires_grad=parameter.requires_grad))
+                copied = True
+            seen.add(id(parameter))
+    if copied:
+        (model.get_base_model() if hasattr(model, "get_base_model") else model).tie_weights()
+    return copied
 
 
 def check_vocab(tokens: int, model: Any, model_path: str) -> None:

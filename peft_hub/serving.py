@@ -316,7 +316,7 @@ class AdapterPool:
             return Adapter(name, resolved.task, resolved.task_options, labels, own.tokenizer, own.model, None, size)
         tokenizer = models.load_tokenizer(str(directory / "tokenizer"))
         state = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
-        head_model = build_model(resolved.task, self.base_path, labels, resolved.task_options)
+        head_model = build_model(resolved.task, self.base_path, labels, resolved.task_options, tokenizer)
         prefix = head_model.base_model_prefix
         encoder = getattr(head_model, prefix)
         if len(tokenizer) != encoder.get_input_embeddings().weight.shape[0]:

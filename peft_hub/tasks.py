@@ -5,9 +5,9 @@ The core drives a task in this order (see :mod:`peft_hub.adapt`)::
 
     splits = task.read_data(data_config, options)         # raw examples per split
     labels = task.labels(splits, data_config)             # label names ([] for a regression)
-    task.prepare_tokenizer(tokenizer, options)            # e.g. add entity-marker tokens
+    prepare_tokenizer(task, tokenizer, options, splits["train"])   # e.g. add entity-marker tokens
     features = task.encode(splits["train"], tokenizer, labels, options)
-    model = build_model(task, model_path, labels, options, **load_kwargs)   # options: if it takes them
+    model = build_model(task, model_path, labels, options, tokenizer, **load_kwargs)
     ... Trainer(data_collator=task.collator(tokenizer), ...)
     # each evaluation batch: task.predictions(logits); each evaluated split:
     task.compute_metrics(Evaluation(predictions, label_ids, labels, features, examples))
@@ -201,8 +201,11 @@ class Task(Head):
         raise NotImplementedError
 
     def prepare_tokenizer(self, tokenizer: Any, options: Any) -> None:
-        """Change the freshly loaded tokenizer before anything is encoded (e.g. add marker tokens).
-        The tokenizer is saved with the run, so reloading needs nothing more. Default: nothing."""
+        """Change the freshly loaded tokenizer before anything is encoded (e.g. add marker tokens,
+        or attach a tokenizer of the outputs with :func:`peft_hub.set_target_tokenizer`). The
+        tokenizer is saved with the run, so reloading needs nothing more. A task that learns from
+        the training data here declares ``train=None`` after ``options``: the core then passes the
+        training examples. Default: nothing."""
 
     def encode(self, examples: list, tokenizer: Any, labels: list[str], options: Any) -> list[dict]:
         """Tokenize examples into model features (``input_ids``, ``labels``, ...). A feature may
@@ -211,8 +214,9 @@ class Task(Head):
 
     def build_model(self, model_path: str, labels: list[str], **load_kwargs: Any) -> torch.nn.Module:
         """The model with its head for ``labels``; also loads a merged run's output (its head included).
-        A task whose model's shape depends on its options declares ``options=None`` after ``labels``:
-        the core then passes the run's task options (a generation task's warm or random decoder)."""
+        A task whose model's shape depends on its options declares ``options=None`` after ``labels``,
+        one whose shape depends on the run's tokenizer ``tokenizer=None`` (a generation task's
+        decoder sized for a target tokenizer): the core then passes them."""
         raise NotImplementedError
 
     def collator(self, tokenizer: Any) -> Any:
@@ -269,11 +273,22 @@ class Task(Head):
         return []
 
 
-def build_model(task: Task, model_path: str, labels: list[str], options: Any = None, **load_kwargs: Any) -> Any:
-    """``task.build_model``, given the run's task ``options`` when it declares that parameter
-    (pluggy's rule: an implementation takes the arguments it names)."""
+def _declared(method: Any, **optional: Any) -> dict[str, Any]:
+    """Of the ``optional`` arguments, those ``method`` names (pluggy's rule: an implementation takes
+    the arguments it names) and that are given."""
     import inspect
 
-    if options is not None and "options" in inspect.signature(task.build_model).parameters:
-        load_kwargs["options"] = options
-    return task.build_model(model_path, labels, **load_kwargs)
+    names = inspect.signature(method).parameters
+    return {name: value for name, value in optional.items() if value is not None and name in names}
+
+
+def build_model(task: Task, model_path: str, labels: list[str], options: Any = None, tokenizer: Any = None,
+                **load_kwargs: Any) -> Any:
+    """``task.build_model``, given the run's task ``options`` and ``tokenizer`` where it declares them."""
+    return task.build_model(model_path, labels, **_declared(task.build_model, options=options, tokenizer=tokenizer),
+                            **load_kwargs)
+
+
+def prepare_tokenizer(task: Task, tokenizer: Any, options: Any, train: list | None = None) -> None:
+    """``task.prepare_tokenizer``, given the training examples where it declares ``train``."""
+    task.prepare_tokenizer(tokenizer, options, **_declared(task.prepare_tokenizer, train=train))

@@ -21,6 +21,12 @@ Data:
   source and a target column.
 - ``translate``: line-aligned plain text split files named by split and language (``train.de``,
   ``train.en``, ``val.de.gz`` ...); ``source_lang`` and ``target_lang`` choose the pair.
+
+The outputs are written with the base's tokenizer, or with one of their own (``target_tokenizer``:
+a cased WordPiece vocabulary learned from the training targets, or a tokenizer directory) for a
+language the base cannot write: English -> German on an uncased English encoder. The decoder's
+embeddings and output layer then start fresh for that vocabulary (part of the head), and the
+tokenizer is saved with the run (``tokenizer/target/``).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import peft_hub
-from peft_hub import DataError, ModelError, load_pretrained, option, read_jsonl, read_lines, special_tokens, split_files
+from peft_hub import (DataError, ModelError, load_pretrained, load_tokenizer, option, read_jsonl, read_lines, set_target_tokenizer,
+                      special_tokens, split_files, target_tokenizer)
 
 PEFT_HUB_API = 2  # the plugin API this module is written for (peft_hub.PLUGIN_API)
 
@@ -47,10 +54,20 @@ class Seq2SeqExample:
 
 @dataclass
 class Seq2SeqOptions(peft_hub.Options):
-    decoder: Literal["warm", "random"] = option(
-        "warm", "warm: an encoder base becomes encoder and decoder (BERT2BERT); random: the same shape with every "
-        "weight random (a baseline). A base that is an encoder-decoder is always used as it is.")
+    decoder: Literal["warm", "shared", "random"] = option(
+        "warm", "warm: an encoder base becomes encoder and decoder (BERT2BERT); shared: warm, and the decoder's "
+        "weights that the encoder also has (self-attention, feed-forward, embeddings) are the encoder's own, one copy "
+        "for both halves; random: the same shape with every weight random (a baseline). A base that is an "
+        "encoder-decoder is always used as it is.")
+    decoder_layers: int = option(0, "Layers of the decoder (0: as many as the encoder); a warm one takes the "
+                                 "checkpoint's first ones.", low=0)
     random_seed: int = option(0, "Seed of the random weights of decoder=random (the same base on every reload).")
+    target_tokenizer: str = option(
+        "", "The tokenizer of the outputs. Empty: the base model's. 'train': a cased WordPiece vocabulary learned from "
+        "the training targets (for a language the base's vocabulary cannot write, e.g. German on an uncased English "
+        "model). Or a tokenizer directory. Either is saved with the run; the decoder's embeddings and output layer "
+        "start fresh for it and train in full.")
+    target_vocab_size: int = option(8000, "target_tokenizer=train: the most tokens of the learned vocabulary.", low=100)
     max_source_length: int = option(256, "Most sub-tokens of a source; longer ones are cut (and counted).", low=8)
     max_target_length: int = option(64, "Most sub-tokens of a training target; longer ones are cut (and counted).", low=2)
     max_new_tokens: int = option(64, "Most tokens generated per text.", low=1)
@@ -91,16 +108,41 @@ class Seq2SeqTask(peft_hub.Task):
 
     # -- the model --------------------------------------------------------------------------------
 
-    def build_model(self, model_path, labels, options=None, **load_kwargs):
+    def prepare_tokenizer(self, tokenizer, options, train=None):
+        """Attach the tokenizer of the outputs that ``target_tokenizer`` names (learned from ``train``'s targets)."""
+        if not options.target_tokenizer:
+            return
+        if options.target_tokenizer == "train":
+            if not train:
+                raise DataError("task.options.target_tokenizer=train learns the vocabulary from the training targets: "
+                                "give training data.")
+            target = train_wordpiece([t for e in train for t in e.targets], options.target_vocab_size)
+            log.warning("Target tokenizer: a cased WordPiece vocabulary of %d tokens learned from %d training targets",
+                        len(target), sum(len(e.targets) for e in train))
+        else:
+            if not Path(options.target_tokenizer).is_dir():
+                raise DataError(f"task.options.target_tokenizer={options.target_tokenizer!r} is not a directory. Give a "
+                                "tokenizer directory (tokenizer.json), 'train' to learn one from the targets, or nothing.")
+            target = load_tokenizer(options.target_tokenizer)
+        set_target_tokenizer(tokenizer, target)
+
+    def build_model(self, model_path, labels, options=None, tokenizer=None, **load_kwargs):
         from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
         options = options or self.Options()
+        target = target_tokenizer(tokenizer) if tokenizer is not None else None
+        vocab = len(target) if target is not None and target is not tokenizer else None  # the outputs' own vocabulary
         try:
             config = AutoConfig.from_pretrained(model_path, trust_remote_code=load_kwargs.get("trust_remote_code", False))
         except (OSError, ValueError) as exc:
             raise ModelError(f"{model_path}: no model configuration could be read ({str(exc)[:200]}).") from None
         if getattr(config, "is_encoder_decoder", False):
             model = load_pretrained(AutoModelForSeq2SeqLM, model_path, **_without(load_kwargs, "ignore_mismatched_sizes"))
+            rows = model.get_output_embeddings().weight.shape[0]
+            if vocab is not None and vocab != rows:
+                raise ModelError(f"{model_path} writes with its own vocabulary of {rows} tokens; the target tokenizer has "
+                                 f"{vocab}. A target tokenizer (task.options.target_tokenizer) is for a decoder warm-started "
+                                 "from an encoder: leave it unset for a sequence-to-sequence base.")
             model.peft_hub_fresh = None
             return model
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -109,11 +151,11 @@ class Seq2SeqTask(peft_hub.Task):
             raise ModelError(f"{model_path} is a {config.model_type} model, which transformers cannot run as a decoder "
                              "(the family has no causal-LM class to take cross-attention). Warm-start from a BERT, "
                              "RoBERTa, XLM-R or ELECTRA checkpoint, or give a sequence-to-sequence base (T5, BART).")
-        model = self._encoder_decoder(model_path, config, options, load_kwargs)
-        _set_special_tokens(model, model_path)
+        model = self._encoder_decoder(model_path, config, options, load_kwargs, vocab)
+        _set_special_tokens(model, model_path, target)
         return model
 
-    def _encoder_decoder(self, model_path: str, config: Any, options: Any, load_kwargs: dict) -> Any:
+    def _encoder_decoder(self, model_path: str, config: Any, options: Any, load_kwargs: dict, vocab: int | None) -> Any:
         import warnings
 
         import torch
@@ -121,8 +163,17 @@ class Seq2SeqTask(peft_hub.Task):
 
         # transformers warns at every step that it shifts the labels itself since v4.12: as intended here
         warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
+        shape: dict[str, Any] = {"is_decoder": True, "add_cross_attention": True}
+        if options.decoder_layers:
+            layers = getattr(config, "num_hidden_layers", None)
+            if options.decoder != "random" and isinstance(layers, int) and options.decoder_layers > layers:
+                raise ModelError(f"task.options.decoder_layers={options.decoder_layers}, but {model_path} has {layers} layers "
+                                 f"to warm-start a decoder from. Give at most {layers}, or decoder=random.")
+            shape["num_hidden_layers"] = options.decoder_layers
+        if vocab is not None:  # a vocabulary of the outputs' own: fresh embeddings and output layer, not tied
+            shape.update(vocab_size=vocab, tie_word_embeddings=False)
         if options.decoder == "random":
-            decoder = AutoConfig.from_pretrained(model_path, is_decoder=True, add_cross_attention=True)
+            decoder = AutoConfig.from_pretrained(model_path, **shape)
             both = EncoderDecoderConfig.from_encoder_decoder_configs(config, decoder)
             with torch.random.fork_rng():
                 torch.manual_seed(options.random_seed)
@@ -130,14 +181,20 @@ class Seq2SeqTask(peft_hub.Task):
             model.peft_hub_fresh = None  # nothing is pretrained: no part is fresh *beside* the rest
             return model
         kwargs = _without(load_kwargs, "ignore_mismatched_sizes")
+        if options.decoder == "shared" and kwargs.get("quantization_config") is not None:
+            raise ModelError("task.options.decoder=shared gives both halves one copy of their weights, which an 8-bit/"
+                             "4-bit base cannot share: use decoder=warm, or model.quantization=none.")
         try:
             encoder = load_pretrained(AutoModel, model_path, **kwargs)
-            decoder, info = load_pretrained(AutoModelForCausalLM, model_path, is_decoder=True, add_cross_attention=True,
-                                            output_loading_info=True, **kwargs)
-            model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+            decoder, info = load_pretrained(AutoModelForCausalLM, model_path, **shape, output_loading_info=True,
+                                            ignore_mismatched_sizes=vocab is not None, **kwargs)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"{model_path} cannot be warm-started into an encoder-decoder: {str(exc)[:300]}") from None
-        model.peft_hub_fresh = tuple(f"decoder.{name}" for name in _fresh_modules(decoder, set(info["missing_keys"])))
+        fresh = set(info["missing_keys"]) | {key[0] for key in info.get("mismatched_keys", [])}
+        if options.decoder == "shared":
+            _share(encoder, decoder)
+        model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+        model.peft_hub_fresh = tuple(f"decoder.{name}" for name in _fresh_modules(decoder, fresh))
         return model
 
     def collator(self, tokenizer):
@@ -153,15 +210,16 @@ class Seq2SeqTask(peft_hub.Task):
     def encode(self, examples, tokenizer, labels, options):
         if not examples:  # (transformers' tokenizer fails on an empty batch)
             return []
-        _check_writable(tokenizer, [t for e in examples[:500] for t in e.targets[:1]])
+        target = target_tokenizer(tokenizer)
+        _check_writable(target, [t for e in examples[:500] for t in e.targets[:1]])
         source_cap = min(options.max_source_length, tokenizer.model_max_length)
         sources = tokenizer([e.source for e in examples], truncation=True, max_length=source_cap)
         features, cut_sources, cut_targets = [], 0, 0
-        start = len(special_tokens(tokenizer)[0])  # the decoder is given these first: not labels
+        start = len(special_tokens(target)[0])  # the decoder is given these first: not labels
         for i, example in enumerate(examples):
             cut_sources += len(sources["input_ids"][i]) >= source_cap
-            for target in example.targets:
-                ids = _target_ids(tokenizer, target, options.max_target_length, start)
+            for text in example.targets:
+                ids = _target_ids(target, text, options.max_target_length, start)
                 cut_targets += ids[1]
                 features.append({"input_ids": sources["input_ids"][i], "attention_mask": sources["attention_mask"][i],
                                  "labels": ids[0]})
@@ -194,14 +252,15 @@ class Seq2SeqTask(peft_hub.Task):
                                      max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
                                      length_penalty=options.length_penalty, early_stopping=options.num_beams > 1,
                                      no_repeat_ngram_size=options.no_repeat_ngram_size, do_sample=False)
-            for i, text in zip(chunk, tokenizer.batch_decode(ids, skip_special_tokens=True)):
+            for i, text in zip(chunk, target_tokenizer(tokenizer).batch_decode(ids, skip_special_tokens=True)):
                 out[i] = text.strip()
         return out
 
     def evaluate_split(self, model, tokenizer, features, examples, labels, options):
         generated = self.generate(model, tokenizer, [e.source for e in examples], options, quiet=False)
         scores = self.score(generated, [e.targets for e in examples], tokenizer, options)
-        scores["generated_tokens"] = round(sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in generated)
+        target = target_tokenizer(tokenizer)
+        scores["generated_tokens"] = round(sum(len(target(t, add_special_tokens=False)["input_ids"]) for t in generated)
                                            / max(1, len(generated)), 2)
         scores["examples"] = float(len(examples))
         return scores
@@ -266,7 +325,7 @@ class Translate(Seq2SeqTask):
     def score(self, generated, references, tokenizer, options):
         from sacrebleu.metrics import BLEU, CHRF
 
-        lowercase = options.lowercase if options.lowercase is not None else _uncased(tokenizer)
+        lowercase = options.lowercase if options.lowercase is not None else _uncased(target_tokenizer(tokenizer))
         width = max(len(r) for r in references)
         # sacreBLEU takes one stream per reference position; a missing reference is None
         streams = [[r[k] if k < len(r) else None for r in references] for k in range(width)]
@@ -304,12 +363,50 @@ def _fresh_modules(decoder: Any, missing: set[str]) -> list[str]:
     return sorted(o for o in owners if not any(o.startswith(other + ".") for other in owners))
 
 
-def _set_special_tokens(model: Any, model_path: str) -> None:
-    """A warm-started model starts each output with the tokenizer's [CLS] (<s>) and stops at [SEP] (</s>)."""
+def _share(encoder: Any, decoder: Any) -> None:
+    """Make every weight of the decoder's base that the encoder has too (by name and shape: the
+    embeddings, each layer's self-attention and feed-forward) the encoder's own parameter. The
+    cross-attention, which only the decoder has, stays its own; an output layer tied to the
+    decoder's embeddings follows them."""
+    base, own = decoder.base_model, dict(encoder.named_parameters())
+    output, embeddings = decoder.get_output_embeddings(), decoder.get_input_embeddings()
+    tied = output is not None and output.weight is embeddings.weight
+    for name, parameter in list(base.named_parameters()):
+        twin = own.get(name)
+        if twin is not None and twin.shape == parameter.shape:
+            owner, _, attribute = name.rpartition(".")
+            setattr(base.get_submodule(owner), attribute, twin)
+    if tied:
+        output.weight = decoder.get_input_embeddings().weight
+
+
+def train_wordpiece(texts: list[str], vocab_size: int) -> Any:
+    """A cased WordPiece tokenizer learned from ``texts`` (the ``tokenizers`` library; accents and
+    case kept, BERT's special tokens), as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    learned = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    learned.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    learned.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    learned.decoder = decoders.WordPiece()
+    learned.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                                 show_progress=False))
+    cls, sep = learned.token_to_id("[CLS]"), learned.token_to_id("[SEP]")
+    learned.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                           special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=learned, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _set_special_tokens(model: Any, model_path: str, tokenizer: Any = None) -> None:
+    """A warm-started model starts each output with the [CLS] (<s>) of the tokenizer that writes the
+    outputs (``tokenizer``, else the base's) and stops at its [SEP] (</s>)."""
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_path)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_path} has no tokenizer to take the decoder's start and end tokens from "
                          f"({str(exc)[:200]}). Copy the model's tokenizer files beside its weights.") from None
@@ -345,9 +442,10 @@ def _check_writable(tokenizer: Any, targets: list[str]) -> None:
     if targets and len(lost) > UNWRITABLE_SHARE * len(targets):
         back = tokenizer.decode(tokenizer(lost[0], add_special_tokens=False)["input_ids"])
         raise DataError(f"The tokenizer cannot write {len(lost)} of the first {len(targets)} targets as they are (e.g. "
-                        f"{lost[0][:60]!r} comes back as {back[:60]!r}): the model could never generate them. Use a "
-                        "model whose vocabulary covers the target language (an uncased vocabulary strips accents), "
-                        "or translate into the language it can write (task.options.source_lang / target_lang).")
+                        f"{lost[0][:60]!r} comes back as {back[:60]!r}): the model could never generate them. Learn a "
+                        "vocabulary of the targets (task.options.target_tokenizer=train), use a model whose vocabulary "
+                        "covers the target language (an uncased vocabulary strips accents), or translate into the "
+                        "language it can write (task.options.source_lang / target_lang).")
 
 
 def _target_ids(tokenizer: Any, text: str, cap: int, start: int) -> tuple[list[int], bool]:

@@ -108,3 +108,76 @@ def test_targets_the_tokenizer_cannot_write_are_refused(tokenizer, tmp_path):
     with pytest.raises(DataError, match=r"cannot write 2 of the first 2 targets .*'Männer laufen' comes back as 'manner laufen'"):
         task.encode(examples, tokenizer, [], task.Options())
     assert task.encode(examples[:0], tokenizer, [], task.Options()) == []
+
+
+def test_english_to_german_writes_with_a_vocabulary_learned_from_the_targets(tiny_model, tmp_path, hub_home, cli_runner):
+    """The tiny vocabulary is uncased and strips accents ('läuft' -> 'lauft'): with
+    target_tokenizer=train the decoder writes with a cased WordPiece vocabulary learned from the
+    German targets, saved with the run, and reload, merge and the hub card use it."""
+    import peft_hub
+
+    task = registry.get_task("translate")
+    data = tmp_path / "data"
+    data.mkdir()
+    for lang in ("de", "en"):
+        shutil.copy(task.sample_data() / f"train.{lang}", data / f"train.{lang}")
+    options = {"data.path": str(data), "data.validation_split": 0, "task.options.source_lang": "en",
+               "task.options.target_lang": "de", "task.options.num_beams": 1}
+    with pytest.raises(DataError, match=r"target_tokenizer=train"):
+        train_tiny(tiny_model, tmp_path / "refused", "translate", "full", **options)
+
+    run = train_tiny(tiny_model, tmp_path / "run", "translate", "full", **options, **{
+        "task.options.target_tokenizer": "train", "task.options.target_vocab_size": 120, "training.epochs": 100,
+        "training.learning_rate": 1e-2, "training.batch_size": 10, "training.seed": 1, "training.warmup_ratio": 0.0})
+    target = peft_hub.target_tokenizer(run.tokenizer)
+    assert target is not run.tokenizer and len(target) <= 120
+    heads = run.resolved.task.head_modules(run.model)  # the decoder's embeddings and output layer start fresh
+    assert {"decoder.bert.embeddings.word_embeddings", "decoder.cls"} <= set(heads)
+    examples = task.read_data(DataConfig(path=str(data)), run.resolved.task_options)["train"]
+    inputs = [{"text": e.source} for e in examples]
+    wanted = [_normalized(target, e.targets[0]) for e in examples]
+    assert any("ä" in text for text in wanted)  # written with its accents
+    assert [p["generated"] for p in run.predict(inputs)] == wanted
+
+    assert (run.directory / "tokenizer" / "target" / "tokenizer.json").is_file()
+    assert [p["generated"] for p in finished.load_run(run.directory).predict(inputs)] == wanted
+    merged = adapt.merge(run.directory, tmp_path / "merged")
+    tokenizer = peft_hub.load_tokenizer(str(merged))
+    model = task.build_model(str(merged), [], tokenizer=tokenizer)
+    assert task.generate(model, tokenizer, [i["text"] for i in inputs], run.resolved.task_options) == wanted
+
+    from peft_hub.cli import cli
+
+    assert cli_runner.invoke(cli, ["hub", "add", str(run.directory), "--name", "en-de-tiny"]).exit_code == 0
+    assert 'AutoTokenizer.from_pretrained("DIR/target")' in cli_runner.invoke(cli, ["hub", "show", "en-de-tiny"]).output
+
+
+def test_a_shared_decoder_is_one_copy_of_the_encoder_and_merges_each_halfs_update(tiny_model, tmp_path):
+    """decoder=shared: the decoder's self-attention, feed-forward and embeddings are the encoder's
+    parameters; LoRA trains an update per half, and merging folds each into its own copy (folded
+    into the one shared weight, both halves would get both updates)."""
+    import torch
+
+    task = registry.get_task("translate")
+    shared = task.build_model(str(tiny_model), [], task.Options(decoder="shared", decoder_layers=1))
+    warm = task.build_model(str(tiny_model), [], task.Options(decoder_layers=1))
+    assert len(shared.decoder.bert.encoder.layer) == 1
+    query = shared.decoder.bert.encoder.layer[0].attention.self.query
+    assert query.weight is shared.encoder.encoder.layer[0].attention.self.query.weight
+    assert shared.decoder.cls.predictions.decoder.weight is shared.encoder.embeddings.word_embeddings.weight
+    assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in warm.parameters())
+    with pytest.raises(Exception, match=r"decoder_layers=3, but .* has 2 layers"):
+        task.build_model(str(tiny_model), [], task.Options(decoder_layers=3))
+
+    run = train_tiny(tiny_model, tmp_path / "run", "translate", "lora", **{
+        "task.options.decoder": "shared", "task.options.decoder_layers": 1, "training.learning_rate": 1e-2,
+        "training.epochs": 3, "task.options.num_beams": 1})
+    batch = task.collator(run.tokenizer)(task.encode(
+        task.read_data(DataConfig(path=str(task.sample_data())), task.Options())["train"][:4], run.tokenizer, [], task.Options()))
+    merged = adapt.merge(run.directory, tmp_path / "merged")
+    model = task.build_model(str(merged), [])
+    with torch.no_grad():
+        trained, folded = run.model(**batch).logits, model.eval()(**batch).logits
+        untrained = shared.eval()(**batch).logits
+    assert (trained - untrained).abs().max() > 1e-2  # the adapter changed the outputs ...
+    torch.testing.assert_close(folded, trained, atol=1e-4, rtol=1e-4)  # ... and merged, it still does the same
