@@ -2,7 +2,7 @@
 # Generation (issue 26) with the offline MiniLM warm-started into an encoder-decoder (BERT2BERT), against
 # the same shape with random weights at the same steps, and LoRA against full fine-tuning:
 #   multi30k  German -> English, Multi30k task 1 (train 29,000 pairs; dev val, 1,014; test test_2016_flickr, 1,000)
-#   multi30k-en-de  English -> German on the same pairs, the decoder writing with a cased WordPiece vocabulary
+#   multi30k-en-de  English -> German on the same pairs, the decoder writing with a byte-level BPE vocabulary
 #             learned from the German training sentences (task.options.target_tokenizer=train)
 #   scitldr   SciTLDR-A abstract -> TLDR (train 1,992; dev 619; test 618, scored against every reference)
 # Every run: the same steps and seed; dev scored on its first task.options.eval_examples while training,

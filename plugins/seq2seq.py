@@ -23,7 +23,7 @@ Data:
   ``train.en``, ``val.de.gz`` ...); ``source_lang`` and ``target_lang`` choose the pair.
 
 The outputs are written with the base's tokenizer, or with one of their own (``target_tokenizer``:
-a cased WordPiece vocabulary learned from the training targets, or a tokenizer directory) for a
+a byte-level BPE vocabulary learned from the training targets, or a tokenizer directory) for a
 language the base cannot write: English -> German on an uncased English encoder. The decoder's
 embeddings and output layer then start fresh for that vocabulary (part of the head), and the
 tokenizer is saved with the run (``tokenizer/target/``).
@@ -63,11 +63,12 @@ class Seq2SeqOptions(peft_hub.Options):
                                  "checkpoint's first ones.", low=0)
     random_seed: int = option(0, "Seed of the random weights of decoder=random (the same base on every reload).")
     target_tokenizer: str = option(
-        "", "The tokenizer of the outputs. Empty: the base model's. 'train': a cased WordPiece vocabulary learned from "
+        "", "The tokenizer of the outputs. Empty: the base model's. 'train': a byte-level BPE vocabulary learned from "
         "the training targets (for a language the base's vocabulary cannot write, e.g. German on an uncased English "
         "model). Or a tokenizer directory. Either is saved with the run; the decoder's embeddings and output layer "
         "start fresh for it and train in full.")
-    target_vocab_size: int = option(8000, "target_tokenizer=train: the most tokens of the learned vocabulary.", low=100)
+    target_vocab_size: int = option(8000, "target_tokenizer=train: the most tokens of the learned vocabulary (the 256 "
+                                    "bytes, then the most frequent merges).", low=512)
     max_source_length: int = option(256, "Most sub-tokens of a source; longer ones are cut (and counted).", low=8)
     max_target_length: int = option(64, "Most sub-tokens of a training target; longer ones are cut (and counted).", low=2)
     max_new_tokens: int = option(64, "Most tokens generated per text.", low=1)
@@ -116,8 +117,8 @@ class Seq2SeqTask(peft_hub.Task):
             if not train:
                 raise DataError("task.options.target_tokenizer=train learns the vocabulary from the training targets: "
                                 "give training data.")
-            target = train_wordpiece([t for e in train for t in e.targets], options.target_vocab_size)
-            log.warning("Target tokenizer: a cased WordPiece vocabulary of %d tokens learned from %d training targets",
+            target = learn_tokenizer([t for e in train for t in e.targets], options.target_vocab_size)
+            log.warning("Target tokenizer: a byte-level BPE vocabulary of %d tokens learned from %d training targets",
                         len(target), sum(len(e.targets) for e in train))
         else:
             if not Path(options.target_tokenizer).is_dir():
@@ -380,24 +381,27 @@ def _share(encoder: Any, decoder: Any) -> None:
         output.weight = decoder.get_input_embeddings().weight
 
 
-def train_wordpiece(texts: list[str], vocab_size: int) -> Any:
-    """A cased WordPiece tokenizer learned from ``texts`` (the ``tokenizers`` library; accents and
-    case kept, BERT's special tokens), as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def learn_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer (RoBERTa's kind: the ``tokenizers`` library) learned from ``texts``,
+    as a transformers fast tokenizer: it writes any text back exactly (case, accents, any script),
+    and learning it is deterministic (its alphabet is the 256 bytes, so every process of a run and
+    every resumed run learns the same vocabulary; a WordPiece trainer breaks ties differently on
+    each run)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    learned = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    learned.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
-    learned.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    learned.decoder = decoders.WordPiece()
-    learned.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                                                 show_progress=False))
-    cls, sep = learned.token_to_id("[CLS]"), learned.token_to_id("[SEP]")
-    learned.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-                                                           special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    return PreTrainedTokenizerFast(tokenizer_object=learned, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]")
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    learned = Tokenizer(models.BPE())
+    learned.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    learned.decoder = decoders.ByteLevel()
+    learned.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    learned.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B </s>",
+        special_tokens=[("<s>", learned.token_to_id("<s>")), ("</s>", learned.token_to_id("</s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=learned, bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                                   sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+                                   clean_up_tokenization_spaces=False)
 
 
 def _set_special_tokens(model: Any, model_path: str, tokenizer: Any = None) -> None:
