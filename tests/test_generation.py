@@ -196,3 +196,47 @@ def test_a_shared_decoder_is_one_copy_of_the_encoder_and_merges_each_halfs_updat
         untrained = shared.eval()(**batch).logits
     assert (trained - untrained).abs().max() > 1e-2  # the adapter changed the outputs ...
     torch.testing.assert_close(folded, trained, atol=1e-4, rtol=1e-4)  # ... and merged, it still does the same
+
+
+@pytest.mark.parametrize("family", ["bart", "t5"])
+def test_a_sequence_to_sequence_base_is_used_as_it_is(family, tmp_path):
+    """A BART or T5 base (built tiny here, with a byte-level BPE tokenizer) is not warm-started:
+    it trains as it is (no fresh head), and reload and merge generate what the run does."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
+
+    from peft_hub_plugins.seq2seq import learn_tokenizer
+
+    task = registry.get_task("translate")
+    splits = task.read_data(DataConfig(path=str(task.sample_data())), task.Options())
+    tokenizer = learn_tokenizer([t for split in splits.values() for e in split for t in (e.source, *e.targets)], 600)
+    base = tmp_path / family
+    tokenizer.save_pretrained(base)
+    ids = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    torch.manual_seed(0)
+    if family == "bart":
+        BartForConditionalGeneration(BartConfig(
+            d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+            encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
+            decoder_start_token_id=tokenizer.eos_token_id, **ids)).save_pretrained(base)
+    else:
+        T5ForConditionalGeneration(T5Config(d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                                            decoder_start_token_id=tokenizer.pad_token_id, **ids)).save_pretrained(base)
+    data = tmp_path / "data"  # no dev split: a tiny model's dev BLEU stays 0, and the best (first) step would be kept
+    data.mkdir()
+    for lang in ("de", "en"):
+        shutil.copy(task.sample_data() / f"train.{lang}", data / f"train.{lang}")
+    run = train_tiny(base, tmp_path / "run", "translate", "lora", **{
+        "data.path": str(data), "data.validation_split": 0, "training.epochs": 10, "training.learning_rate": 1e-2,
+        "task.options.num_beams": 1, "task.options.max_new_tokens": 12})
+    assert task.head_modules(run.model) == []
+    batch = task.collator(run.tokenizer)(task.encode(splits["train"], run.tokenizer, [], task.Options()))
+    with torch.no_grad():
+        before, after = (model.eval()(**batch).loss for model in (task.build_model(str(base), []), run.model))
+    assert after < before - 0.1  # it learned (the loss of an untrained adapter is the base's, to the digit)
+    inputs = [{"text": e.source} for e in splits["test"]]
+    generated = [p["generated"] for p in run.predict(inputs)]
+    assert [p["generated"] for p in finished.load_run(run.directory).predict(inputs)] == generated
+    merged = adapt.merge(run.directory, tmp_path / "merged")
+    assert task.generate(task.build_model(str(merged), []), run.tokenizer, [i["text"] for i in inputs],
+                         run.resolved.task_options) == generated
