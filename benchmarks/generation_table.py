@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-MEASURES = {"multi30k": ("bleu", "chrf"), "scitldr": ("rouge1", "rouge2", "rougeL")}
+MEASURES = {"multi30k": ("bleu", "chrf"), "multi30k-en-de": ("bleu", "chrf"), "scitldr": ("rouge1", "rouge2", "rougeL")}
 
 
 def lead_baseline(data: Path) -> dict[str, dict[str, float]]:
@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     args = parser.parse_args()
     for data, measures in MEASURES.items():
-        runs = sorted(args.runs.glob(f"{data}-*/metrics.json"))
+        # a run is <data>-<decoder>-<method>
+        runs = sorted(p for p in args.runs.glob(f"{data}-*/metrics.json") if p.parent.name.rsplit("-", 2)[0] == data)
         if not runs:
             continue
         print(f"\n### {data}\n")

@@ -183,6 +183,8 @@ def test_a_shared_decoder_is_one_copy_of_the_encoder_and_merges_each_halfs_updat
     assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in warm.parameters())
     with pytest.raises(Exception, match=r"decoder_layers=3, but .* has 2 layers"):
         task.build_model(str(tiny_model), [], task.Options(decoder_layers=3))
+    with pytest.raises(Exception, match=r"decoder=shared .* which an 8-bit/4-bit base cannot share"):
+        task.build_model(str(tiny_model), [], task.Options(decoder="shared"), quantization_config=object())
 
     run = train_tiny(tiny_model, tmp_path / "run", "translate", "lora", **{
         "task.options.decoder": "shared", "task.options.decoder_layers": 1, "training.learning_rate": 1e-2,
