@@ -139,11 +139,12 @@ class Seq2SeqTask(peft_hub.Task):
             raise ModelError(f"{model_path}: no model configuration could be read ({str(exc)[:200]}).") from None
         if getattr(config, "is_encoder_decoder", False):
             model = load_pretrained(AutoModelForSeq2SeqLM, model_path, **_without(load_kwargs, "ignore_mismatched_sizes"))
-            rows = model.get_output_embeddings().weight.shape[0]
-            if vocab is not None and vocab != rows:
-                raise ModelError(f"{model_path} writes with its own vocabulary of {rows} tokens; the target tokenizer has "
-                                 f"{vocab}. A target tokenizer (task.options.target_tokenizer) is for a decoder warm-started "
-                                 "from an encoder: leave it unset for a sequence-to-sequence base.")
+            own = target_tokenizer(load_tokenizer(model_path)) if vocab is not None else None
+            if own is not None and own.get_vocab() != target.get_vocab():  # (not only its size: the same ids)
+                raise ModelError(f"{model_path} is an encoder-decoder that writes with a vocabulary of its own ({len(own)} "
+                                 f"tokens); the run's target tokenizer ({vocab} tokens) is another. A target tokenizer "
+                                 "(task.options.target_tokenizer) is for a decoder warm-started from an encoder: leave it "
+                                 "unset for a sequence-to-sequence base.")
             model.peft_hub_fresh = None
             return model
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES

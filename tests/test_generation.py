@@ -10,7 +10,7 @@ import shutil
 import pytest
 from conftest import train_tiny
 
-from peft_hub import adapt, finished, registry
+from peft_hub import adapt, finished, registry, set_target_tokenizer
 from peft_hub.errors import DataError
 from peft_hub.recipes import DataConfig
 
@@ -242,3 +242,7 @@ def test_a_sequence_to_sequence_base_is_used_as_it_is(family, tmp_path):
     merged = adapt.merge(run.directory, tmp_path / "merged")
     assert task.generate(task.build_model(str(merged), []), run.tokenizer, [i["text"] for i in inputs],
                          run.resolved.task_options) == generated
+    learned = learn_tokenizer(["ein anderes vokabular"] * 5, 600)
+    set_target_tokenizer(run.tokenizer, learned)  # a vocabulary of its own, for a base that writes with its own
+    with pytest.raises(Exception, match=r"an encoder-decoder that writes with a vocabulary of its own .* leave it unset"):
+        task.build_model(str(base), [], tokenizer=run.tokenizer)
