@@ -166,11 +166,11 @@ def reset_heads(model: Any, heads: list[str], path: str) -> list[str]:
     return stale
 
 
-def copy_shared(model: Any) -> bool:
+def copy_shared(model: Any) -> None:
     """Give each module its own copy of a parameter it shares with another module (a generation
     run's ``decoder=shared``), the model's own ties (output and input embeddings) restored after:
     merging then folds each module's update into its own copy, and transformers writes no weights
-    shared beyond its ties. Returns whether anything was shared."""
+    shared beyond its ties."""
     import torch
 
     seen, copied = set(), False
@@ -182,7 +182,6 @@ def copy_shared(model: Any) -> bool:
             seen.add(id(parameter))
     if copied:
         (model.get_base_model() if hasattr(model, "get_base_model") else model).tie_weights()
-    return copied
 
 
 def check_vocab(tokens: int, model: Any, model_path: str) -> None:
