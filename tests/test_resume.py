@@ -36,10 +36,9 @@ def _env():
     ("lora", "ner", ("method.options.init_lora_weights=eva",)),
 ], ids=["lora-ner", "adalora-ner", "loraplus-ner", "lora-multilabel", "lora-eva-ner"])
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path, method, task, options):
-    reference = subprocess.run(_command(tiny_model, tmp_path / "ref", *options, method=method, task=task), capture_output=True,
-                               text=True, env=_env(), timeout=600)
-    assert reference.returncode == 0, reference.stderr
-
+    # the uninterrupted run goes beside the one that is killed (each takes one core)
+    reference = subprocess.Popen(_command(tiny_model, tmp_path / "ref", *options, method=method, task=task),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     out = tmp_path / "killed"
     process = subprocess.Popen(_command(tiny_model, out, *options, method=method, task=task), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=_env())
@@ -52,11 +51,13 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path, 
     process.wait()
     assert not (out / "run.json").exists(), "the run finished before it could be killed"
     assert newest_complete_checkpoint(out / "checkpoints") is not None
+    reference_out, reference_err = reference.communicate(timeout=600)
+    assert reference.returncode == 0, reference_err
 
     resumed = subprocess.run(_command(tiny_model, out, "--resume", *options, method=method, task=task), capture_output=True, text=True,
                              env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    ref, res = json.loads(reference.stdout), json.loads(resumed.stdout)
+    ref, res = json.loads(reference_out), json.loads(resumed.stdout)
     assert res["train_steps"] == ref["train_steps"] == 48
     for split in ("dev", "test"):
         for key in ("precision", "recall", "f1", "loss") if task == "ner" else ("micro_f1", "macro_f1", "threshold", "loss"):
